@@ -1,0 +1,226 @@
+"""The backend contract: everything a backend plugin implements, in one file.
+
+A backend is published as a distribution that declares an entry point in the group
+``kubeflow_trainer.backends`` pointing at a *plugin module*::
+
+    [project.entry-points."kubeflow_trainer.backends"]
+    docker = "kubeflow_trainer_docker.plugin"
+
+The plugin module implements the pluggy hooks of :class:`BackendHooks` with :data:`hookimpl`. The only
+required one is :meth:`BackendHooks.trainer_register_backends`, which calls ``register(BackendSpec(...))``
+once per backend the distribution provides. The plugin module must import fast and must not import a
+heavy SDK: the factory does that, when the backend is first used.
+
+A backend itself subclasses :class:`Backend` and translates the backend-neutral
+:class:`~kubeflow_trainer.plan.JobPlan` into its native request in :meth:`Backend.render` (used for dry
+runs, and by :meth:`Backend.submit`). The client validates requests and refuses ones that need a
+:class:`Capability` the backend does not declare, before calling the backend.
+
+Built-in backends (local, docker, podman, kubernetes) register through exactly these entry points.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pluggy
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from kubeflow_trainer.plan import JobPlan
+    from kubeflow_trainer.types import Event, Runtime, TrainJob
+
+PROJECT = "kubeflow_trainer"
+ENTRY_POINT_GROUP = "kubeflow_trainer.backends"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+"""Decorator for hook implementations in plugin modules."""
+
+
+class Capability(str, Enum):
+    """What a backend can do. A request needing an undeclared capability is refused before it starts."""
+
+    MULTI_NODE = "multi-node"
+    """``num_nodes`` > 1, with a working torchrun rendezvous across nodes."""
+    MULTI_PROCESS = "multi-process"
+    """More than one process per node (``resources_per_node`` cpu or gpu count)."""
+    GPU = "gpu"
+    """GPUs requested with ``resources_per_node['gpu']`` (or MIG/extended resources) are given to the job."""
+    CPU_LIMIT = "cpu-limit"
+    """``resources_per_node['cpu']`` is enforced as a limit."""
+    MEMORY_LIMIT = "memory-limit"
+    """``resources_per_node['memory']`` is enforced as a limit."""
+    IMAGE = "image"
+    """``CustomTrainer.image`` / runtime images are honoured (container backends)."""
+    CONTAINER_TRAINER = "container-trainer"
+    """``CustomTrainerContainer`` jobs."""
+    BUILTIN_TRAINER = "builtin-trainer"
+    """``BuiltinTrainer`` jobs."""
+    PACKAGES = "packages"
+    """``packages_to_install`` / ``pip_index_urls`` are installed for the job."""
+    INITIALIZERS = "initializers"
+    """Dataset and model initializers."""
+    LABELS = "labels"
+    """The ``Labels`` option."""
+    ANNOTATIONS = "annotations"
+    """The ``Annotations`` option."""
+    ACTIVE_DEADLINE = "active-deadline"
+    """The ``ActiveDeadlineSeconds`` option."""
+    RUNTIME_PATCH = "runtime-patch"
+    """The ``RuntimePatch`` option (Kubernetes JobSet patches)."""
+    EVENTS = "events"
+    """``get_job_events`` returns the job's lifecycle events (without it, it returns an empty list)."""
+    PERSISTENCE = "persistence"
+    """Jobs outlive the client: a new client in a new process sees them."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class BackendConfig(BaseModel):
+    """Base class of backend configuration objects (``TrainerClient(backend_config=...)``).
+
+    Unknown fields are refused with a message that names them.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """What a plugin registers for one backend.
+
+    Args:
+        name: The selection name (``TrainerClient(backend=name)``), lower-case, e.g. ``"docker"``.
+        config_class: The :class:`BackendConfig` subclass for it; ``TrainerClient(backend_config=cfg)``
+            selects the backend whose ``config_class`` ``cfg`` is an instance of.
+        factory: Called with a config instance to build the :class:`Backend`; imports heavy SDKs lazily.
+        capabilities: What the backend can do.
+        description: One line for listings.
+        distribution: Filled in by the registry: the distribution that registered it.
+    """
+
+    name: str
+    config_class: type[BackendConfig]
+    factory: Callable[[Any], Backend]
+    capabilities: frozenset[Capability] = frozenset()
+    description: str = ""
+    distribution: str = ""
+
+
+class BackendHooks:
+    """The pluggy hook specifications (project name ``kubeflow_trainer``)."""
+
+    @hookspec
+    def trainer_register_backends(self, register: Callable[[BackendSpec], None]) -> None:
+        """Register the backends this plugin provides.
+
+        Called once, the first time the SDK needs the list of backends (never at ``import kubeflow_trainer``).
+        Call ``register(BackendSpec(...))`` for each backend. The registry validates each spec; a name
+        registered by two distributions becomes an error that names both, raised when that name is used.
+        """
+
+    @hookspec
+    def trainer_adjust_job_plan(self, plan: JobPlan) -> None:
+        """Adjust a validated job plan in place before the backend renders it (all backends, dry runs too).
+
+        Use it for cross-cutting policy: add labels, environment variables or volumes, set defaults.
+        ``plan.backend`` names the selected backend. Changes are not re-validated against capabilities,
+        so do not add a requirement the backend lacks.
+        """
+
+
+class Backend(abc.ABC):
+    """Base class of execution backends.
+
+    Implementations translate a :class:`~kubeflow_trainer.plan.JobPlan` into their native request in
+    :meth:`render` and keep every other method consistent with the contract checked by the conformance kit
+    (``kubeflow_trainer.testing``):
+
+    - raise :class:`~kubeflow_trainer.errors.JobNotFoundError` for unknown jobs,
+      :class:`~kubeflow_trainer.errors.AlreadyExistsError` for a duplicate name (before creating anything),
+      :class:`~kubeflow_trainer.errors.BackendUnavailableError` when the engine/API cannot be reached;
+    - report job and step status with the names in :mod:`kubeflow_trainer.types` (Created, Running,
+      Complete, Failed); steps are ``node-<rank>`` (and ``dataset-initializer`` / ``model-initializer``);
+    - ``get_job_logs(follow=True)`` yields each line as it is written and stops when the step ends;
+    - leave nothing behind after ``delete_job`` or after a failed ``submit``.
+    """
+
+    name: str = ""
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    status_poll_interval: ClassVar[float] = 1.0
+    """How often ``wait_for_job_status`` may call :meth:`get_job` at most (seconds)."""
+
+    def __init__(self, config: BackendConfig) -> None:
+        self.config = config
+
+    # Runtimes -----------------------------------------------------------------------------------------
+    def list_runtimes(self) -> list[Runtime]:
+        """Runtimes this backend can run. Default: the built-in runtime definitions shipped with core."""
+        from kubeflow_trainer.runtimes import builtin_runtimes
+
+        return builtin_runtimes()
+
+    def get_runtime(self, name: str) -> Runtime:
+        """The runtime called ``name``; :class:`~kubeflow_trainer.errors.RuntimeNotFoundError` otherwise."""
+        from kubeflow_trainer.errors import RuntimeNotFoundError
+
+        runtimes = self.list_runtimes()
+        for runtime in runtimes:
+            if runtime.name == name:
+                return runtime
+        raise RuntimeNotFoundError(name, [r.name for r in runtimes])
+
+    def get_runtime_packages(self, runtime: Runtime) -> list[str]:
+        """The Python packages the runtime provides (``name==version`` lines where known)."""
+        return list(runtime.trainer.packages)
+
+    # Jobs ---------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def render(self, plan: JobPlan) -> Any:
+        """The native request for ``plan`` (TrainJob object, container create arguments, argv/env...).
+
+        Must have no side effects: it is what a dry run returns.
+        """
+
+    @abc.abstractmethod
+    def submit(self, plan: JobPlan) -> None:
+        """Create the job. Raise AlreadyExistsError before creating anything if the name is taken."""
+
+    @abc.abstractmethod
+    def list_jobs(self, runtime: Runtime | None = None) -> list[TrainJob]:
+        """All jobs of this backend, optionally only those of ``runtime``, oldest first."""
+
+    @abc.abstractmethod
+    def get_job(self, name: str) -> TrainJob:
+        """The job with its steps and status."""
+
+    @abc.abstractmethod
+    def get_job_logs(self, name: str, step: str = "node-0", follow: bool = False) -> Iterator[str]:
+        """Log lines (without trailing newline) of one step; with ``follow`` until the step ends."""
+
+    @abc.abstractmethod
+    def get_job_events(self, name: str) -> list[Event]:
+        """Lifecycle events of the job and its steps, oldest first."""
+
+    @abc.abstractmethod
+    def delete_job(self, name: str) -> None:
+        """Stop every process/container/pod of the job and remove what the backend created for it."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, empty by default
+        """Release client resources (connections). The client calls it on ``close()``."""
+
+
+@dataclass
+class DryRun:
+    """What :meth:`TrainerClient.dry_run` returns: the validated plan and the backend's native request."""
+
+    backend: str
+    plan: JobPlan
+    request: Any
+    notes: list[str] = field(default_factory=list)

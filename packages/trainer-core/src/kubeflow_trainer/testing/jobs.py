@@ -1,0 +1,66 @@
+"""Training functions used by the conformance kit. They need only the standard library (torch where noted).
+
+They live in a module (not in test bodies) so that their source can be shipped like any user function.
+"""
+
+# ruff: noqa: T201  (these functions print on purpose: the kit reads their logs)
+
+
+def echo_job(message: str, repeat: int = 1) -> None:
+    """Print ``message`` and the values the kit checks, then exit 0."""
+    import os
+
+    for i in range(repeat):
+        print(f"ECHO {message} {i}", flush=True)
+    print(f"ENV KFT_CONFORMANCE={os.environ.get('KFT_CONFORMANCE', '<unset>')}", flush=True)
+    print(f"PATH-SET {bool(os.environ.get('PATH'))}", flush=True)
+
+
+def streaming_job(pause: float) -> None:
+    """Print a line, wait ``pause`` seconds, print another: the kit checks the first arrives early."""
+    import time
+
+    print("STREAM first", flush=True)
+    time.sleep(pause)
+    print("STREAM second", flush=True)
+
+
+def failing_job(message: str) -> None:
+    """Print to stderr and fail with an exception."""
+    import sys
+
+    print(f"STDERR {message}", file=sys.stderr, flush=True)
+    raise RuntimeError(f"conformance failure {message}")
+
+
+def sleeping_job(seconds: float) -> None:
+    """Print a line and sleep."""
+    import time
+
+    print("SLEEPING", flush=True)
+    time.sleep(seconds)
+
+
+def rank_job() -> None:
+    """Print the distributed environment every process sees."""
+    import os
+
+    keys = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "PET_NNODES", "PET_NODE_RANK")
+    values = " ".join(f"{k}={os.environ.get(k, '')}" for k in keys)
+    print(f"RANKENV {values}", flush=True)
+
+
+def allreduce_job() -> None:
+    """gloo all-reduce of (rank + 1) over all processes; prints the sum and the expected value."""
+    import torch
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    value = torch.tensor([float(rank + 1)])
+    dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    expected = world * (world + 1) / 2
+    print(f"ALLREDUCE rank={rank} world={world} sum={value.item()} expected={expected}", flush=True)
+    dist.destroy_process_group()
+    if value.item() != expected:
+        raise SystemExit(1)

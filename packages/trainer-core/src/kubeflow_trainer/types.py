@@ -1,0 +1,431 @@
+"""Public types of the SDK (pydantic v2), with the upstream ``kubeflow.trainer`` field names and defaults.
+
+Code written for the upstream SDK ports by changing its imports. Invalid values fail at construction with a
+``pydantic.ValidationError`` (a ``ValueError``) whose message names the field.
+
+One deliberate difference: ``CustomTrainer.pip_index_urls`` defaults to ``None``, meaning "use the pip
+configuration of the machine that installs the packages" (its index, extra indexes, find-links,
+constraints). Upstream hard-codes ``https://pypi.org/simple``, which silently overrides a private index.
+``DEFAULT_PIP_INDEX_URLS`` (comma-separated) still sets a default as upstream does.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from kubeflow_trainer import shipping
+from kubeflow_trainer.resources import parse_resources
+
+# Job statuses (upstream strings).
+CREATED = "Created"
+RUNNING = "Running"
+COMPLETE = "Complete"
+FAILED = "Failed"
+UNKNOWN = "Unknown"
+STATUSES = frozenset({CREATED, RUNNING, COMPLETE, FAILED})
+"""The statuses ``wait_for_job_status`` accepts."""
+
+WORKSPACE_PATH = "/workspace"
+DATASET_PATH = f"{WORKSPACE_PATH}/dataset"
+MODEL_PATH = f"{WORKSPACE_PATH}/model"
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+
+class JobStatus(str, Enum):
+    """The status names of a TrainJob and of its steps. Members compare equal to the upstream strings."""
+
+    CREATED = CREATED
+    RUNNING = RUNNING
+    COMPLETE = COMPLETE
+    FAILED = FAILED
+    UNKNOWN = UNKNOWN
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True, validate_assignment=True)
+
+
+class _Loose(BaseModel):
+    """Output types: built by backends, not by users."""
+
+    model_config = ConfigDict(defer_build=True, arbitrary_types_allowed=True)
+
+
+def _default_index_urls() -> list[str] | None:
+    raw = os.environ.get("DEFAULT_PIP_INDEX_URLS", "").strip()
+    return [u.strip() for u in raw.split(",") if u.strip()] or None
+
+
+def _check_env(env: dict[str, str] | None) -> dict[str, str] | None:
+    if env is None:
+        return None
+    for key, value in env.items():
+        if not isinstance(key, str) or not _ENV_NAME.match(key):
+            raise ValueError(f"env: {key!r} is not a valid environment variable name")
+        if not isinstance(value, str):
+            raise ValueError(f"env[{key!r}]: values must be strings; got {type(value).__name__} {value!r}")
+    return env
+
+
+def _check_resources(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    parse_resources(value)
+    return value
+
+
+class CustomTrainer(_Model):
+    """Run a Python function as the training code: ``func(**func_args)`` on every process of every node.
+
+    Args:
+        func: The training function, defined with ``def``; imports it needs go inside it.
+        func_args: Keyword arguments for ``func``; values must be JSON-serialisable.
+        image: Container image for container and Kubernetes backends (else the runtime's image).
+        packages_to_install: Extra pip requirements installed before the function runs.
+        pip_index_urls: Package indexes: the first is the index URL, the rest extra indexes. ``None`` uses
+            the installing machine's pip configuration.
+        num_nodes: Number of nodes (default: the runtime's).
+        resources_per_node: e.g. ``{"gpu": 4, "cpu": 5, "memory": "10G"}`` or ``{"mig-1g.5gb": 1}``.
+        env: Environment variables set on every node, on top of the backend's environment.
+    """
+
+    model_config = ConfigDict(extra="forbid", defer_build=True, arbitrary_types_allowed=True)
+
+    func: Callable[..., Any]
+    func_args: dict[str, Any] | None = Field(default=None, validate_default=True)
+    image: str | None = None
+    packages_to_install: list[str] | None = None
+    pip_index_urls: list[str] | None = Field(default_factory=_default_index_urls)
+    num_nodes: int | None = Field(default=None, ge=1)
+    resources_per_node: dict[str, Any] | None = None
+    env: dict[str, str] | None = None
+
+    @field_validator("func", mode="plain")
+    @classmethod
+    def _func(cls, value: Any) -> Callable[..., Any]:
+        return shipping.validate_function(value)
+
+    @field_validator("resources_per_node")
+    @classmethod
+    def _resources(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _check_resources(value)
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return _check_env(value)
+
+    @field_validator("packages_to_install", "pip_index_urls")
+    @classmethod
+    def _non_blank(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and any(not item.strip() for item in value):
+            raise ValueError("entries must be non-empty strings")
+        return value
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(c.isspace() for c in value)):
+            raise ValueError(f"image must be an image reference without spaces; got {value!r}")
+        return value
+
+    @field_validator("func_args")
+    @classmethod
+    def _func_args(cls, value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        return shipping.validate_func_args(info.data.get("func"), value)
+
+
+class CustomTrainerContainer(_Model):
+    """Run a container image as the training code (its entrypoint, or ``command``/``args``)."""
+
+    image: str
+    command: list[str] | None = None
+    args: list[str] | None = None
+    num_nodes: int | None = Field(default=None, ge=1)
+    resources_per_node: dict[str, Any] | None = None
+    env: dict[str, str] | None = None
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        if not value.strip() or any(c.isspace() for c in value):
+            raise ValueError(f"image must be an image reference without spaces; got {value!r}")
+        return value
+
+    @field_validator("resources_per_node")
+    @classmethod
+    def _resources(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _check_resources(value)
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return _check_env(value)
+
+
+class Loss(str, Enum):
+    """Loss functions of the TorchTune builtin trainer."""
+
+    CEWithChunkedOutputLoss = "torchtune.modules.loss.CEWithChunkedOutputLoss"
+
+
+class DataType(str, Enum):
+    """Training dtypes of the TorchTune builtin trainer."""
+
+    BF16 = "bf16"
+    FP32 = "fp32"
+
+
+class DataFormat(str, Enum):
+    """Dataset file formats."""
+
+    JSON = "json"
+    CSV = "csv"
+    PARQUET = "parquet"
+    ARROW = "arrow"
+    TEXT = "text"
+    XML = "xml"
+
+
+class TorchTuneInstructDataset(_Model):
+    """``torchtune.datasets.instruct_dataset`` settings."""
+
+    source: DataFormat | None = None
+    split: str | None = None
+    train_on_input: bool | None = None
+    new_system_prompt: str | None = None
+    column_map: dict[str, str] | None = None
+
+
+class LoraConfig(_Model):
+    """LoRA fine-tuning settings of the TorchTune builtin trainer."""
+
+    apply_lora_to_mlp: bool | None = None
+    apply_lora_to_output: bool | None = None
+    lora_attn_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj", "output_proj"])
+    lora_rank: int | None = Field(default=None, ge=1)
+    lora_alpha: int | None = None
+    lora_dropout: float | None = Field(default=None, ge=0, le=1)
+    quantize_base: bool | None = None
+    use_dora: bool | None = None
+
+
+class TorchTuneConfig(_Model):
+    """Configuration of the TorchTune builtin trainer."""
+
+    dtype: DataType | None = None
+    batch_size: int | None = Field(default=None, ge=1)
+    epochs: int | None = Field(default=None, ge=1)
+    loss: Loss | None = None
+    num_nodes: int | None = Field(default=None, ge=1)
+    peft_config: LoraConfig | None = None
+    dataset_preprocess_config: TorchTuneInstructDataset | None = None
+    resources_per_node: dict[str, Any] | None = None
+
+    @field_validator("resources_per_node")
+    @classmethod
+    def _resources(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _check_resources(value)
+
+
+class BuiltinTrainer(_Model):
+    """A trainer whose code ships with the runtime (TorchTune fine-tuning)."""
+
+    config: TorchTuneConfig
+
+
+class RuntimeKind(str, Enum):
+    """Where a runtime definition lives."""
+
+    CLUSTER_TRAINING_RUNTIME = "ClusterTrainingRuntime"
+    TRAINING_RUNTIME = "TrainingRuntime"
+
+
+class TrainerType(str, Enum):
+    """Which trainer types a runtime serves."""
+
+    CUSTOM_TRAINER = "CustomTrainer"
+    BUILTIN_TRAINER = "BuiltinTrainer"
+
+
+class RuntimeTrainer(_Loose):
+    """The trainer part of a runtime: framework, image, default node count, device and entry command.
+
+    ``packages`` are the pip requirements a backend without images (the local backend) installs for it.
+    """
+
+    trainer_type: TrainerType
+    framework: str
+    image: str = ""
+    num_nodes: int = 1
+    device: str = UNKNOWN
+    device_count: str = UNKNOWN
+    command: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()
+
+    def set_command(self, command: tuple[str, ...]) -> None:
+        """Upstream-compatible setter."""
+        self.command = tuple(command)
+
+
+class Runtime(_Loose):
+    """A training runtime (ClusterTrainingRuntime or TrainingRuntime)."""
+
+    name: str
+    trainer: RuntimeTrainer
+    kind: RuntimeKind = RuntimeKind.CLUSTER_TRAINING_RUNTIME
+    pretrained_model: str | None = None
+    spec: dict[str, Any] | None = Field(default=None, repr=False)
+    """The runtime object in ClusterTrainingRuntime shape, when known."""
+
+
+class Step(_Loose):
+    """One step of a job: ``dataset-initializer``, ``model-initializer`` or ``node-<rank>``."""
+
+    name: str
+    status: str | None = None
+    pod_name: str = ""
+    device: str = UNKNOWN
+    device_count: str = UNKNOWN
+    exit_code: int | None = None
+    message: str | None = None
+
+
+class TrainJob(_Loose):
+    """A job as seen by the backend."""
+
+    name: str
+    runtime: Runtime | None = None
+    steps: list[Step] = Field(default_factory=list)
+    num_nodes: int = 1
+    creation_timestamp: datetime
+    status: str = UNKNOWN
+    message: str | None = None
+    backend: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class Event(_Loose):
+    """A lifecycle event of a job or of one of its steps."""
+
+    involved_object_kind: str
+    involved_object_name: str
+    message: str
+    reason: str
+    event_time: datetime
+
+
+class BaseInitializer(_Model):
+    """Base class of dataset and model initializers."""
+
+    storage_uri: str
+
+    @field_validator("storage_uri")
+    @classmethod
+    def _uri(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("storage_uri must not be empty")
+        return value
+
+
+def _require_scheme(value: str, *schemes: str) -> str:
+    if not value.startswith(schemes):
+        raise ValueError(f"storage_uri must start with {' or '.join(schemes)}; got {value!r}")
+    return value
+
+
+class HuggingFaceDatasetInitializer(BaseInitializer):
+    """Download a dataset from the Hugging Face Hub (``hf://<repo>``)."""
+
+    ignore_patterns: list[str] | None = None
+    access_token: str | None = Field(default=None, repr=False)
+
+    @field_validator("storage_uri")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        return _require_scheme(value, "hf://")
+
+
+class S3DatasetInitializer(BaseInitializer):
+    """Download a dataset from S3-compatible storage (``s3://bucket/prefix``)."""
+
+    ignore_patterns: list[str] | None = None
+    endpoint: str | None = None
+    access_key_id: str | None = Field(default=None, repr=False)
+    secret_access_key: str | None = Field(default=None, repr=False)
+    region: str | None = None
+    role_arn: str | None = None
+
+    @field_validator("storage_uri")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        return _require_scheme(value, "s3://")
+
+
+class DataCacheInitializer(BaseInitializer):
+    """Serve a dataset from Kubeflow's distributed data cache (``cache://<schema>/<table>``)."""
+
+    metadata_loc: str
+    num_data_nodes: int = Field(gt=1)
+    head_cpu: str | None = None
+    head_mem: str | None = None
+    worker_cpu: str | None = None
+    worker_mem: str | None = None
+    iam_role: str | None = None
+
+    @field_validator("storage_uri")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        return _require_scheme(value, "cache://")
+
+
+_MODEL_IGNORE = ["*.msgpack", "*.h5", "*.bin", "*.pt", "*.pth"]
+
+
+class HuggingFaceModelInitializer(BaseInitializer):
+    """Download a model from the Hugging Face Hub (``hf://<repo>``)."""
+
+    ignore_patterns: list[str] | None = Field(default_factory=lambda: list(_MODEL_IGNORE))
+    access_token: str | None = Field(default=None, repr=False)
+
+    @field_validator("storage_uri")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        return _require_scheme(value, "hf://")
+
+
+class S3ModelInitializer(BaseInitializer):
+    """Download a model from S3-compatible storage (``s3://bucket/prefix``)."""
+
+    ignore_patterns: list[str] | None = Field(default_factory=lambda: list(_MODEL_IGNORE))
+    endpoint: str | None = None
+    access_key_id: str | None = Field(default=None, repr=False)
+    secret_access_key: str | None = Field(default=None, repr=False)
+    region: str | None = None
+    role_arn: str | None = None
+
+    @field_validator("storage_uri")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        return _require_scheme(value, "s3://")
+
+
+class Initializer(_Model):
+    """Dataset and model initializers that run before the trainer nodes."""
+
+    dataset: HuggingFaceDatasetInitializer | S3DatasetInitializer | DataCacheInitializer | None = None
+    model: HuggingFaceModelInitializer | S3ModelInitializer | None = None
+
+
+Trainer = CustomTrainer | CustomTrainerContainer | BuiltinTrainer
+"""Any trainer type accepted by ``TrainerClient.train``."""
