@@ -1,0 +1,459 @@
+"""The LocalProcess backend: each job runs as local processes, one ``torchrun`` per node, in a cached
+virtualenv, supervised by a detached process, with its record on disk.
+
+:meth:`LocalProcessBackend.render` is the one place where a job plan becomes this backend's native
+request (the supervisor's input: environment spec, per-node argv/env/cpus, workspace).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from kubeflow_trainer import (
+    AlreadyExistsError,
+    Backend,
+    Event,
+    InvalidRequestError,
+    JobNotFoundError,
+    Runtime,
+    Step,
+    StepNotFoundError,
+    TrainJob,
+    UnsupportedFeatureError,
+)
+from kubeflow_trainer.plan import JobPlan
+from kubeflow_trainer_local.config import LocalProcessBackendConfig
+from kubeflow_trainer_local.envcache import (
+    CachedEnvironment,
+    EnvironmentCache,
+    EnvSpec,
+    interpreter_identity,
+    merge_requirements,
+    resolve_installer,
+    satisfied_by_base,
+)
+from kubeflow_trainer_local.pipconfig import read_pip_settings
+from kubeflow_trainer_local.store import TERMINAL, JobRecord, jobs_dir, now_iso, read_json, write_json_atomic
+from kubeflow_trainer_local.supervisor import free_port, process_identity
+
+UID_ENV = "KUBEFLOW_TRAINER_JOB_UID"
+SUPERVISOR_FILE = "supervisor.json"
+ENVIRONMENT_STEP = "environment"
+"""Extra log step: the installer output of the job's environment."""
+
+
+def _alive(pid: int | None, create_time: float | None) -> bool:
+    """True when ``pid`` runs and is the process that was recorded (not a reused pid, not a zombie)."""
+    import psutil
+
+    if not pid:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        if create_time is not None and abs(proc.create_time() - create_time) > 0.05:
+            return False
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+class LocalProcessBackend(Backend):
+    """Runs jobs as local processes. See the package README for the layout and the guarantees."""
+
+    status_poll_interval = 0.1
+
+    def __init__(self, config: LocalProcessBackendConfig) -> None:
+        super().__init__(config)
+        self.config: LocalProcessBackendConfig = config
+        self.cache = EnvironmentCache(config.cache_dir)
+        self._children: list[subprocess.Popen[bytes]] = []
+
+    # Translation: plan -> native request ---------------------------------------------------------------
+    def render(self, plan: JobPlan) -> dict[str, Any]:
+        """The supervisor's request for ``plan``. No side effects."""
+        if plan.trainer_kind != "custom" or plan.script is None:
+            raise InvalidRequestError(
+                "the local backend runs CustomTrainer jobs (a Python function); pass trainer=CustomTrainer(...)"
+            )
+        try:
+            requirements = merge_requirements(plan.runtime.trainer.packages, plan.packages_to_install)
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc)) from exc
+        python, python_version = interpreter_identity(self.config.python or sys.executable)
+        skipped: list[str] = []
+        if self.config.system_site_packages and python == os.path.realpath(sys.executable):
+            skipped = satisfied_by_base(requirements)
+        to_install = [r for r in requirements if r not in skipped]
+        pip = read_pip_settings().with_job_indexes(plan.pip_index_urls)
+        installer = resolve_installer(self.config.installer)
+        spec = EnvSpec(
+            python=python,
+            python_version=python_version,
+            requirements=tuple(to_install),
+            pip=pip,
+            system_site_packages=self.config.system_site_packages,
+            installer=installer,
+        )
+        key = spec.key()
+        venv = os.path.join(self.cache.path(key), "venv")
+        record = JobRecord(self.config.state_dir, plan.name)
+        port = free_port() if plan.framework == "torch" else 0
+        allowed_cpus = self._cpus(plan)
+        uid = uuid.uuid4().hex
+        nodes = []
+        for step in plan.node_steps():
+            rank = step.rank or 0
+            env = plan.node_env(rank, "127.0.0.1", port)
+            env[UID_ENV] = uid
+            nodes.append(
+                {
+                    "step": step.name,
+                    "rank": rank,
+                    "argv": plan.node_command(
+                        rank, "127.0.0.1", port, record.workspace,
+                        torchrun=os.path.join(venv, "bin", "torchrun"), python=os.path.join(venv, "bin", "python"),
+                    ),
+                    "env": env,
+                    "cpus": self._node_cpus(plan, allowed_cpus, rank),
+                }
+            )
+        return {
+            "name": plan.name,
+            "uid": uid,
+            "runtime": plan.runtime.model_dump(mode="json", exclude={"spec"}),
+            "num_nodes": plan.num_nodes,
+            "procs_per_node": plan.procs_per_node,
+            "labels": dict(plan.labels),
+            "annotations": dict(plan.annotations),
+            "environment": {
+                "key": key,
+                "cache_dir": self.cache.root,
+                "python": python,
+                "python_version": python_version,
+                "requirements": to_install,
+                "satisfied_by_base": skipped,
+                "system_site_packages": self.config.system_site_packages,
+                "installer": installer,
+                "pip": {
+                    "index_url": pip.index_url,
+                    "extra_index_urls": list(pip.extra_index_urls),
+                    "find_links": list(pip.find_links),
+                    "constraints": list(pip.constraints),
+                    "no_index": pip.no_index,
+                    "cert": pip.cert,
+                    "sources": list(pip.sources),
+                },
+            },
+            "workspace": record.workspace,
+            "files": dict(plan.files),
+            "rendezvous": {"master_addr": "127.0.0.1", "master_port": port},
+            "nodes": nodes,
+            "inherit_environment": True,
+            "active_deadline_seconds": plan.active_deadline_seconds,
+            "stop_grace_seconds": self.config.stop_grace_seconds,
+        }
+
+    @staticmethod
+    def _cpus(plan: JobPlan) -> list[int] | None:
+        if plan.resources.cpu is None:
+            return None
+        wanted = math.ceil(plan.resources.cpu)
+        allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        if not allowed:
+            raise UnsupportedFeatureError(
+                "cpu limits need CPU affinity (Linux); remove resources_per_node['cpu']",
+                backend="local", missing=("cpu-limit",),
+            )
+        if wanted > len(allowed):
+            raise InvalidRequestError(
+                f"resources_per_node['cpu']={plan.resources.cpu} but this machine gives the job {len(allowed)} "
+                f"CPUs; ask for at most {len(allowed)}"
+            )
+        return allowed
+
+    @staticmethod
+    def _node_cpus(plan: JobPlan, allowed: list[int] | None, rank: int) -> list[int] | None:
+        """The cpu request rounded up to whole cores, pinned round-robin so that nodes spread out."""
+        if allowed is None or plan.resources.cpu is None:
+            return None
+        wanted = math.ceil(plan.resources.cpu)
+        return sorted({allowed[(rank * wanted + i) % len(allowed)] for i in range(wanted)})
+
+    # Creating jobs ----------------------------------------------------------------------------------
+    def submit(self, plan: JobPlan) -> None:
+        request = self.render(plan)
+        record = JobRecord(self.config.state_dir, plan.name)
+        os.makedirs(jobs_dir(self.config.state_dir), exist_ok=True)
+        try:
+            os.mkdir(record.dir, 0o700)  # atomic: a taken name fails here, before anything starts
+        except FileExistsError:
+            raise AlreadyExistsError(plan.name, self.name) from None
+        try:
+            os.mkdir(record.logs_dir)
+            os.mkdir(record.workspace)
+            for rel, content in request["files"].items():
+                with open(os.path.join(record.workspace, rel), "w", encoding="utf-8") as fh:
+                    fh.write(content)
+            request["created"] = now_iso()
+            record.write_state(
+                {
+                    "status": "Created",
+                    "message": None,
+                    "nodes": {n["step"]: {"status": "Created", "rank": n["rank"]} for n in request["nodes"]},
+                }
+            )
+            write_json_atomic(record.request_path, request)
+            record.add_event("TrainJob", plan.name, "Created", f"TrainJob {plan.name} created")
+            with open(record.log_path("supervisor"), "ab") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "kubeflow_trainer_local.supervisor", self.config.state_dir, plan.name],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            self._children.append(proc)
+            write_json_atomic(
+                os.path.join(record.dir, SUPERVISOR_FILE),
+                {"pid": proc.pid, "create_time": process_identity(proc.pid)},
+            )
+        except BaseException:
+            shutil.rmtree(record.dir, ignore_errors=True)
+            raise
+
+    # Reading jobs -----------------------------------------------------------------------------------
+    def _reap(self) -> None:
+        self._children = [p for p in self._children if p.poll() is None]
+
+    def _record(self, name: str) -> JobRecord:
+        record = JobRecord(self.config.state_dir, name)
+        if not record.exists():
+            raise JobNotFoundError(name, self.name)
+        return record
+
+    def _state(self, record: JobRecord) -> dict[str, Any]:
+        """The job's state; a job whose supervisor vanished without a result becomes Failed here."""
+        self._reap()
+        state = record.state()
+        if state.get("status") in TERMINAL:
+            return state
+        try:
+            sup = read_json(os.path.join(record.dir, SUPERVISOR_FILE))
+        except FileNotFoundError:
+            return state  # train() is still starting it
+        if _alive(sup.get("pid"), sup.get("create_time")):
+            return state
+        state = record.state()  # it may have finished between the two reads
+        if state.get("status") in TERMINAL:
+            return state
+        message = (
+            f"the job's supervisor process (pid {sup.get('pid')}) exited without recording a result "
+            "(killed, or the machine restarted); its processes are gone"
+        )
+        for node in state["nodes"].values():
+            if node.get("status") not in TERMINAL:
+                node.update(status="Failed", message=message)
+        state.update(status="Failed", message=message, finished=now_iso())
+        record.write_state(state)
+        record.add_event("TrainJob", record.name, "SupervisorLost", message)
+        return state
+
+    def _job(self, record: JobRecord) -> TrainJob:
+        request = record.request()
+        state = self._state(record)
+        steps = []
+        for node in request["nodes"]:
+            ns = state["nodes"].get(node["step"], {})
+            steps.append(
+                Step(
+                    name=node["step"],
+                    status=ns.get("status", "Created"),
+                    pod_name=str(ns.get("pid") or ""),
+                    device="cpu",
+                    device_count=str(request["procs_per_node"]),
+                    exit_code=ns.get("exit_code"),
+                    message=ns.get("message"),
+                )
+            )
+        return TrainJob(
+            name=record.name,
+            runtime=Runtime.model_validate(request["runtime"]),
+            steps=steps,
+            num_nodes=request["num_nodes"],
+            creation_timestamp=datetime.fromisoformat(request["created"]),
+            status=state.get("status", "Created"),
+            message=state.get("message"),
+            backend=self.name,
+            labels=request.get("labels", {}),
+            annotations=request.get("annotations", {}),
+        )
+
+    def get_job(self, name: str) -> TrainJob:
+        return self._job(self._record(name))
+
+    def list_jobs(self, runtime: Runtime | None = None) -> list[TrainJob]:
+        root = jobs_dir(self.config.state_dir)
+        if not os.path.isdir(root):
+            return []
+        jobs = []
+        for name in os.listdir(root):
+            record = JobRecord(self.config.state_dir, name)
+            try:
+                if not record.exists():
+                    continue
+                job = self._job(record)
+            except (FileNotFoundError, JobNotFoundError):
+                continue  # being created or deleted right now
+            if runtime is None or (job.runtime is not None and job.runtime.name == runtime.name):
+                jobs.append(job)
+        return sorted(jobs, key=lambda j: j.creation_timestamp)
+
+    def get_job_logs(self, name: str, step: str = "node-0", follow: bool = False) -> Iterator[str]:
+        record = self._record(name)
+        steps = [n["step"] for n in record.request()["nodes"]]
+        if step not in steps and step != ENVIRONMENT_STEP:
+            raise StepNotFoundError(name, step, steps)
+        return self._follow(record, step, follow)
+
+    def _step_done(self, record: JobRecord, step: str) -> bool:
+        try:
+            state = self._state(record)
+        except FileNotFoundError:
+            return True  # deleted while following
+        if step == ENVIRONMENT_STEP:
+            return state.get("status") != "Created" or state.get("message") != "preparing the environment"
+        return state["nodes"].get(step, {}).get("status") in TERMINAL or state.get("status") in TERMINAL
+
+    def _follow(self, record: JobRecord, step: str, follow: bool) -> Iterator[str]:
+        path = record.log_path(step)
+        while not os.path.exists(path):
+            if not follow or self._step_done(record, step):
+                return
+            time.sleep(0.02)
+        with open(path, "rb") as fh:
+            pending = b""
+            last_check = 0.0
+            while True:
+                chunk = fh.readline()
+                if chunk:
+                    pending += chunk
+                    if pending.endswith(b"\n"):
+                        yield pending[:-1].decode(errors="replace").rstrip("\r")
+                        pending = b""
+                    continue
+                if not follow:
+                    break
+                now = time.monotonic()
+                if now - last_check >= 0.1:
+                    last_check = now
+                    if self._step_done(record, step):
+                        pending += fh.read()
+                        break
+                time.sleep(0.01)
+            if pending:
+                yield from (line.rstrip("\r") for line in pending.decode(errors="replace").split("\n") if line)
+
+    def get_job_events(self, name: str) -> list[Event]:
+        record = self._record(name)
+        self._state(record)
+        events = [
+            Event(
+                involved_object_kind=e["kind"],
+                involved_object_name=e["object"],
+                reason=e["reason"],
+                message=e["message"],
+                event_time=datetime.fromisoformat(e["time"]),
+            )
+            for e in record.events()
+        ]
+        return sorted(events, key=lambda e: e.event_time)
+
+    # Deleting jobs ----------------------------------------------------------------------------------
+    def delete_job(self, name: str) -> None:
+        record = self._record(name)
+        request = record.request()
+        try:
+            sup = read_json(os.path.join(record.dir, SUPERVISOR_FILE))
+        except FileNotFoundError:
+            sup = {}
+        if _alive(sup.get("pid"), sup.get("create_time")):
+            self._terminate(sup["pid"], self.config.stop_grace_seconds + 5)
+        try:
+            state = record.state()
+        except FileNotFoundError:
+            state = {"nodes": {}}
+        for node in state.get("nodes", {}).values():
+            if _alive(node.get("pid"), node.get("create_time")):
+                _killpg(node["pid"], signal.SIGKILL)
+        self._sweep(request.get("uid"))
+        shutil.rmtree(record.dir, ignore_errors=True)
+        self._reap()
+
+    def _terminate(self, pid: int, timeout: float) -> None:
+        import psutil
+
+        try:
+            proc = psutil.Process(pid)
+            proc.terminate()
+            proc.wait(timeout)
+        except psutil.TimeoutExpired:
+            _killpg(pid, signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+        self._reap()
+
+    @staticmethod
+    def _sweep(uid: str | None) -> None:
+        """Kill any process still carrying the job's uid in its environment (e.g. daemonised children)."""
+        import psutil
+
+        if not uid:
+            return
+        marker = f"{UID_ENV}={uid}".encode()
+        for proc in psutil.process_iter(["pid"]):
+            try:
+                with open(f"/proc/{proc.pid}/environ", "rb") as fh:
+                    if marker in fh.read().split(b"\0"):
+                        proc.kill()
+            except (OSError, psutil.Error):
+                continue
+
+    # Environment cache ----------------------------------------------------------------------------------
+    def list_environments(self) -> list[CachedEnvironment]:
+        """The cached job environments."""
+        return self.cache.list()
+
+    def prune_environments(self, older_than_seconds: float | None = None) -> list[str]:
+        """Remove cached environments (not used for ``older_than_seconds``), except those of running jobs."""
+        in_use = set()
+        for job in self.list_jobs():
+            if job.status not in TERMINAL:
+                in_use.add(self._record(job.name).request()["environment"]["key"])
+        return self.cache.prune(older_than_seconds, keep=in_use)
+
+    def get_runtime_packages(self, runtime: Runtime) -> list[str]:
+        """The runtime's requirements, pinned to what its cached environment resolved when one exists."""
+        reqs = list(runtime.trainer.packages)
+        for env in self.cache.list():
+            if env.ready and env.requirements == sorted(reqs):
+                meta = read_json(os.path.join(env.path, "meta.json"))
+                return list(meta.get("resolved") or reqs)
+        return reqs
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

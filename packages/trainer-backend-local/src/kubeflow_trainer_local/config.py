@@ -1,0 +1,54 @@
+"""Configuration of the LocalProcess backend."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import Field
+
+from kubeflow_trainer import BackendConfig
+
+STATE_ENV = "KUBEFLOW_TRAINER_LOCAL_STATE_DIR"
+CACHE_ENV = "KUBEFLOW_TRAINER_LOCAL_CACHE_DIR"
+APP = "kubeflow-trainer"
+
+
+def default_state_dir() -> str:
+    """``$KUBEFLOW_TRAINER_LOCAL_STATE_DIR``, else ``$XDG_STATE_HOME/kubeflow-trainer/local``."""
+    if os.environ.get(STATE_ENV):
+        return os.environ[STATE_ENV]
+    import platformdirs
+
+    return os.path.join(platformdirs.user_state_dir(APP), "local")
+
+
+def default_cache_dir() -> str:
+    """``$KUBEFLOW_TRAINER_LOCAL_CACHE_DIR``, else ``$XDG_CACHE_HOME/kubeflow-trainer/envs``."""
+    if os.environ.get(CACHE_ENV):
+        return os.environ[CACHE_ENV]
+    import platformdirs
+
+    return os.path.join(platformdirs.user_cache_dir(APP), "envs")
+
+
+class LocalProcessBackendConfig(BackendConfig):
+    """Settings of the LocalProcess backend.
+
+    Args:
+        state_dir: Where job records (spec, status, logs, workspace) live. Default follows XDG.
+        cache_dir: Where cached virtualenvs live. Default follows XDG.
+        python: Interpreter the job environments are built from. Default: the caller's interpreter.
+        system_site_packages: Let job environments see the base interpreter's packages (reuse an installed
+            torch). Requirements the base already satisfies are not installed again.
+        installer: ``uv`` (fast; the binary ships with the ``uv`` Python package), ``pip``, or ``auto``
+            (uv when available, else pip).
+        stop_grace_seconds: How long nodes get between SIGTERM and SIGKILL when a job is stopped.
+    """
+
+    state_dir: str = Field(default_factory=default_state_dir)
+    cache_dir: str = Field(default_factory=default_cache_dir)
+    python: str | None = None
+    system_site_packages: bool = False
+    installer: Literal["auto", "uv", "pip"] = "auto"
+    stop_grace_seconds: float = Field(default=5.0, ge=0)
