@@ -262,8 +262,11 @@ class LocalProcessBackend(Backend):
             "(killed, or the machine restarted); its processes are gone"
         )
         for node in state["nodes"].values():
+            if _alive(node.get("pid"), node.get("create_time")):
+                _killpg(node["pid"], signal.SIGKILL)  # nobody is left to record them: stop the orphans
             if node.get("status") not in TERMINAL:
                 node.update(status="Failed", message=message)
+        self._sweep(record.request().get("uid"))
         state.update(status="Failed", message=message, finished=now_iso())
         record.write_state(state)
         record.add_event("TrainJob", record.name, "SupervisorLost", message)

@@ -211,7 +211,8 @@ class Supervisor:
             self.event(step, "Exited", f"{step} exited with code {code}")
             if code != 0 and failed is None:
                 failed = step
-                self.save(message=f"{step} exited with code {code}")
+                # Failed is final as soon as one node fails: record it before stopping the others.
+                self.save(status="Failed", message=f"{step} exited with code {code}")
                 self.stop_nodes(f"stopped because {step} failed")
         if failed:
             self.finish("Failed", "NodeFailed", self.state.get("message") or f"{failed} failed")

@@ -52,6 +52,8 @@ def rank_job() -> None:
 
 def allreduce_job() -> None:
     """gloo all-reduce of (rank + 1) over all processes; prints the sum and the expected value."""
+    import sys
+
     import torch
     import torch.distributed as dist
 
@@ -60,7 +62,8 @@ def allreduce_job() -> None:
     value = torch.tensor([float(rank + 1)])
     dist.all_reduce(value, op=dist.ReduceOp.SUM)
     expected = world * (world + 1) / 2
-    print(f"ALLREDUCE rank={rank} world={world} sum={value.item()} expected={expected}", flush=True)
+    sys.stdout.write(f"ALLREDUCE rank={rank} world={world} sum={value.item()} expected={expected}\n")
+    sys.stdout.flush()
     dist.destroy_process_group()
     if value.item() != expected:
         raise SystemExit(1)
