@@ -1,7 +1,5 @@
 """Training functions used by the LocalProcess backend tests (shipped by source like user functions)."""
 
-# ruff: noqa: T201
-
 
 def allreduce() -> None:
     import os
@@ -14,8 +12,10 @@ def allreduce() -> None:
     value = torch.tensor([float(dist.get_rank() + 1)])
     dist.all_reduce(value)
     # one write per line: the processes of a node share its log
-    sys.stdout.write(f"RESULT rank={dist.get_rank()} world={dist.get_world_size()} sum={value.item()} "
-                     f"node_rank={os.environ['PET_NODE_RANK']}\n")
+    sys.stdout.write(
+        f"RESULT rank={dist.get_rank()} world={dist.get_world_size()} sum={value.item()} "
+        f"node_rank={os.environ['PET_NODE_RANK']}\n"
+    )
     sys.stdout.flush()
     dist.destroy_process_group()
 
@@ -23,8 +23,11 @@ def allreduce() -> None:
 def show_env() -> None:
     import os
 
-    print(f"CALLER={os.environ.get('KFT_FROM_CALLER')} JOB={os.environ.get('KFT_FROM_JOB')} "
-          f"HOME-SET={bool(os.environ.get('HOME'))}", flush=True)
+    print(
+        f"CALLER={os.environ.get('KFT_FROM_CALLER')} JOB={os.environ.get('KFT_FROM_JOB')} "
+        f"HOME-SET={bool(os.environ.get('HOME'))}",
+        flush=True,
+    )
     print(f"CWD {os.getcwd()}", flush=True)
 
 

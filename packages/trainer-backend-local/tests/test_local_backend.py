@@ -10,6 +10,7 @@ import textwrap
 import threading
 import time
 
+import local_jobs as jobs
 import psutil
 import pytest
 
@@ -24,8 +25,6 @@ from kubeflow_trainer import (
 from kubeflow_trainer_local import LocalProcessBackendConfig
 from kubeflow_trainer_local.backend import UID_ENV
 from kubeflow_trainer_local.envcache import EnvironmentCache, merge_requirements
-
-import local_jobs as jobs
 
 
 def job_processes(uid: str) -> list[psutil.Process]:
@@ -57,8 +56,10 @@ def test_two_node_allreduce_has_right_ranks_and_sum(client):
     name = client.train(trainer=CustomTrainer(func=jobs.allreduce, num_nodes=2, resources_per_node={"cpu": 1}))
     job = client.wait_for_job_status(name, timeout=300, polling_interval=0.5)
     assert [s.status for s in job.steps] == ["Complete", "Complete"]
-    lines = {step: [x for x in client.get_job_logs(name, step=step) if x.startswith("RESULT")] for step in
-             ("node-0", "node-1")}
+    lines = {
+        step: [x for x in client.get_job_logs(name, step=step) if x.startswith("RESULT")]
+        for step in ("node-0", "node-1")
+    }
     assert lines["node-0"] == ["RESULT rank=0 world=2 sum=3.0 node_rank=0"]
     assert lines["node-1"] == ["RESULT rank=1 world=2 sum=3.0 node_rank=1"]
     client.delete_job(name)
@@ -126,7 +127,8 @@ def test_delete_running_two_node_job_leaves_no_process(client, local_config):
 
 def test_job_survives_its_client_being_killed(local_config, tmp_path):
     script = tmp_path / "client.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {os.path.dirname(__file__)!r})
         from kubeflow_trainer import CustomTrainer, Name, TrainerClient
@@ -138,7 +140,8 @@ def test_job_survives_its_client_being_killed(local_config, tmp_path):
                      options=[Name("survivor")])
         print("SUBMITTED", flush=True)
         time.sleep(600)
-    """))
+    """)
+    )
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "SUBMITTED"
@@ -183,14 +186,14 @@ def test_concurrent_jobs_share_one_environment(local_config):
     for name in names:
         assert client.wait_for_job_status(name, timeout=600, polling_interval=0.5).status == "Complete"
         assert any(line.startswith("SIX ") for line in client.get_job_logs(name))
-    envs = EnvironmentCache(config.cache_dir).list()
+    envs = EnvironmentCache(config.cache_dir).entries()
     assert len(envs) == 1 and envs[0].ready
     reasons = sorted(e.reason for n in names for e in client.get_job_events(n) if e.reason.startswith("Environment"))
     assert reasons == ["EnvironmentPrepared", "EnvironmentReused"]
     for name in names:
         client.delete_job(name)
     assert client.backend.prune_environments() == [envs[0].key]
-    assert EnvironmentCache(config.cache_dir).list() == []
+    assert EnvironmentCache(config.cache_dir).entries() == []
 
 
 def test_bad_package_fails_the_job_with_installer_output(client):

@@ -62,7 +62,7 @@ def _alive(pid: int | None, create_time: float | None) -> bool:
         proc = psutil.Process(pid)
         if create_time is not None and abs(proc.create_time() - create_time) > 0.05:
             return False
-        return proc.status() != psutil.STATUS_ZOMBIE
+        return bool(proc.status() != psutil.STATUS_ZOMBIE)
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
 
@@ -120,8 +120,12 @@ class LocalProcessBackend(Backend):
                     "step": step.name,
                     "rank": rank,
                     "argv": plan.node_command(
-                        rank, "127.0.0.1", port, record.workspace,
-                        torchrun=os.path.join(venv, "bin", "torchrun"), python=os.path.join(venv, "bin", "python"),
+                        rank,
+                        "127.0.0.1",
+                        port,
+                        record.workspace,
+                        torchrun=os.path.join(venv, "bin", "torchrun"),
+                        python=os.path.join(venv, "bin", "python"),
                     ),
                     "env": env,
                     "cpus": self._node_cpus(plan, allowed_cpus, rank),
@@ -172,7 +176,8 @@ class LocalProcessBackend(Backend):
         if not allowed:
             raise UnsupportedFeatureError(
                 "cpu limits need CPU affinity (Linux); remove resources_per_node['cpu']",
-                backend="local", missing=("cpu-limit",),
+                backend="local",
+                missing=("cpu-limit",),
             )
         if wanted > len(allowed):
             raise InvalidRequestError(
@@ -435,7 +440,7 @@ class LocalProcessBackend(Backend):
     # Environment cache ----------------------------------------------------------------------------------
     def list_environments(self) -> list[CachedEnvironment]:
         """The cached job environments."""
-        return self.cache.list()
+        return self.cache.entries()
 
     def prune_environments(self, older_than_seconds: float | None = None) -> list[str]:
         """Remove cached environments (not used for ``older_than_seconds``), except those of running jobs."""
@@ -448,7 +453,7 @@ class LocalProcessBackend(Backend):
     def get_runtime_packages(self, runtime: Runtime) -> list[str]:
         """The runtime's requirements, pinned to what its cached environment resolved when one exists."""
         reqs = list(runtime.trainer.packages)
-        for env in self.cache.list():
+        for env in self.cache.entries():
             if env.ready and env.requirements == sorted(reqs):
                 meta = read_json(os.path.join(env.path, "meta.json"))
                 return list(meta.get("resolved") or reqs)

@@ -235,8 +235,15 @@ class EnvironmentCache:
             self._run([uv, "venv", "--quiet", "--seed", "--python", spec.python, *site, venv], log, env)
             if requirements:
                 self._run(
-                    [uv, "pip", "install", "--python", os.path.join(venv, "bin", "python"),
-                     *spec.pip.installer_args(), *requirements],
+                    [
+                        uv,
+                        "pip",
+                        "install",
+                        "--python",
+                        os.path.join(venv, "bin", "python"),
+                        *spec.pip.installer_args(),
+                        *requirements,
+                    ],
                     log,
                     env,
                 )
@@ -245,8 +252,15 @@ class EnvironmentCache:
             if requirements:
                 index_args = spec.pip.installer_args() if "job pip_index_urls" in spec.pip.sources else []
                 self._run(
-                    [os.path.join(venv, "bin", "python"), "-m", "pip", "install", "--disable-pip-version-check",
-                     *index_args, *requirements],
+                    [
+                        os.path.join(venv, "bin", "python"),
+                        "-m",
+                        "pip",
+                        "install",
+                        "--disable-pip-version-check",
+                        *index_args,
+                        *requirements,
+                    ],
                     log,
                     env,
                 )
@@ -259,7 +273,7 @@ class EnvironmentCache:
         return proc.stdout.split() if proc.returncode == 0 else []
 
     # Listing and pruning -------------------------------------------------------------------------------
-    def list(self) -> list[CachedEnvironment]:
+    def entries(self) -> list[CachedEnvironment]:
         """Every environment in the cache (ready or not), oldest first."""
         if not os.path.isdir(self.root):
             return []
@@ -296,7 +310,7 @@ class EnvironmentCache:
         keep = set(keep)
         now = time.time()
         removed = []
-        for entry in self.list():
+        for entry in self.entries():
             if entry.key in keep:
                 continue
             if older_than_seconds is not None and entry.last_used and now - entry.last_used < older_than_seconds:
@@ -343,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cache = EnvironmentCache(args.cache_dir or default_cache_dir())
     if args.command == "list":
-        for env in cache.list():
+        for env in cache.entries():
             state = "ready" if env.ready else "incomplete"
             print(f"{env.key}  {state:10s}  {env.size_bytes / 2**20:9.1f} MiB  {' '.join(env.requirements)}")
         return 0

@@ -109,8 +109,10 @@ class Supervisor:
         raise _Stop("Stopped", f"the job was stopped (signal {signal.Signals(signum).name})")
 
     def _on_deadline(self, _signum: int, _frame: Any) -> None:
-        raise _Stop("DeadlineExceeded",
-                    f"the job ran longer than activeDeadlineSeconds={self.request['active_deadline_seconds']}")
+        raise _Stop(
+            "DeadlineExceeded",
+            f"the job ran longer than activeDeadlineSeconds={self.request['active_deadline_seconds']}",
+        )
 
     def prepare(self) -> str:
         from kubeflow_trainer_local.envcache import EnvironmentCache, EnvironmentError_, EnvSpec
@@ -149,8 +151,9 @@ class Supervisor:
         if reused:
             self.event(self.record.name, "EnvironmentReused", f"reused cached environment {env['key']}", "TrainJob")
         else:
-            self.event(self.record.name, "EnvironmentPrepared",
-                       f"built environment {env['key']} in {seconds:.1f}s", "TrainJob")
+            self.event(
+                self.record.name, "EnvironmentPrepared", f"built environment {env['key']} in {seconds:.1f}s", "TrainJob"
+            )
         return venv
 
     @staticmethod

@@ -222,9 +222,7 @@ class TrainerClient:
         wanted = {COMPLETE} if status is None else set(status)
         unknown = wanted - STATUSES
         if not wanted or unknown:
-            raise InvalidRequestError(
-                f"status must be a non-empty subset of {sorted(STATUSES)}; got {sorted(wanted)}"
-            )
+            raise InvalidRequestError(f"status must be a non-empty subset of {sorted(STATUSES)}; got {sorted(wanted)}")
         if timeout <= 0 or polling_interval <= 0:
             raise InvalidRequestError("timeout and polling_interval must be greater than 0")
         deadline = time.monotonic() + timeout

@@ -57,7 +57,7 @@ class JobOption(BaseModel):
         fields = list(type(self).model_fields)
         if len(args) > len(fields):
             raise TypeError(f"{type(self).__name__} takes at most {len(fields)} positional argument(s)")
-        for field_name, value in zip(fields, args):
+        for field_name, value in zip(fields, args, strict=False):
             if field_name in kwargs:
                 raise TypeError(f"{type(self).__name__} got {field_name!r} twice")
             kwargs[field_name] = value

@@ -113,8 +113,15 @@ class JobPlan:
             master_port=master_port,
         )
 
-    def node_command(self, node_rank: int, master_addr: str, master_port: int, workspace: str,
-                     torchrun: str = "torchrun", python: str = "python") -> list[str]:
+    def node_command(
+        self,
+        node_rank: int,
+        master_addr: str,
+        master_port: int,
+        workspace: str,
+        torchrun: str = "torchrun",
+        python: str = "python",
+    ) -> list[str]:
         """Argv of the trainer on node ``node_rank`` with the script under ``workspace``.
 
         CustomTrainer on torch: torchrun with explicit rendezvous flags; on another framework: ``python``.

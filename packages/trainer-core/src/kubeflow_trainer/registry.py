@@ -226,9 +226,11 @@ class BackendRegistry:
                 "TrainerClient(backend=...) or KUBEFLOW_TRAINER_BACKEND."
             )
         if state.failures:
-            msg += " Plugins that failed to load: " + ", ".join(
-                f"{f.entry_point} ({f.distribution})" for f in state.failures
-            ) + "."
+            msg += (
+                " Plugins that failed to load: "
+                + ", ".join(f"{f.entry_point} ({f.distribution})" for f in state.failures)
+                + "."
+            )
         return msg
 
     def for_config(self, config: BackendConfig) -> BackendSpec:

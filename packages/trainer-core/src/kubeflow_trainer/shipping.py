@@ -32,9 +32,7 @@ def validate_function(func: Any) -> Callable[..., Any]:
     if not callable(func):
         raise ValueError(f"func must be a function defined with 'def'; got {type(func).__name__} {func!r}")
     if isinstance(func, types.MethodType):
-        raise ValueError(
-            f"func {func.__qualname__!r} is a bound method; pass a plain module-level function instead"
-        )
+        raise ValueError(f"func {func.__qualname__!r} is a bound method; pass a plain module-level function instead")
     if not isinstance(func, types.FunctionType):
         raise ValueError(
             f"func must be a Python function defined with 'def'; got {type(func).__name__} "
@@ -70,8 +68,9 @@ def validate_func_args(func: Callable[..., Any] | None, func_args: Any) -> dict[
             try:
                 inspect.signature(func).bind()
             except TypeError as exc:
-                raise ValueError(f"func {func.__name__}{inspect.signature(func)} needs arguments: {exc}; pass "
-                                 "them with func_args") from exc
+                raise ValueError(
+                    f"func {func.__name__}{inspect.signature(func)} needs arguments: {exc}; pass them with func_args"
+                ) from exc
         return None
     if not isinstance(func_args, dict):
         raise ValueError(f"func_args must be a dict of keyword arguments; got {type(func_args).__name__}")

@@ -58,11 +58,20 @@ class SubprocessBackend(Backend):
             with open(os.path.join(job_dir, rel), "w") as fh:
                 fh.write(content)
         proc = subprocess.Popen(
-            request["argv"], cwd=job_dir, env=request["env"], start_new_session=True,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            request["argv"],
+            cwd=job_dir,
+            env=request["env"],
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-        meta = {"name": plan.name, "runtime": plan.runtime.name, "pid": proc.pid,
-                "created": datetime.now(timezone.utc).isoformat()}
+        meta = {
+            "name": plan.name,
+            "runtime": plan.runtime.name,
+            "pid": proc.pid,
+            "created": datetime.now(timezone.utc).isoformat(),
+        }
         with open(os.path.join(job_dir, "job.json"), "w") as fh:
             json.dump(meta, fh)
 
@@ -137,13 +146,27 @@ class SubprocessBackend(Backend):
 
     def get_job_events(self, name: str) -> list[Event]:
         job = self.get_job(name)
-        events = [Event(involved_object_kind="TrainJob", involved_object_name=name, reason="Created",
-                        message="child process started", event_time=job.creation_timestamp)]
+        events = [
+            Event(
+                involved_object_kind="TrainJob",
+                involved_object_name=name,
+                reason="Created",
+                message="child process started",
+                event_time=job.creation_timestamp,
+            )
+        ]
         exit_file = os.path.join(self._dir(name), "exit_code")
         if os.path.exists(exit_file):
             when = datetime.fromtimestamp(os.path.getmtime(exit_file), timezone.utc)
-            events.append(Event(involved_object_kind="Step", involved_object_name="node-0", reason="Exited",
-                                message=f"exit code {job.steps[0].exit_code}", event_time=when))
+            events.append(
+                Event(
+                    involved_object_kind="Step",
+                    involved_object_name="node-0",
+                    reason="Exited",
+                    message=f"exit code {job.steps[0].exit_code}",
+                    event_time=when,
+                )
+            )
         return events
 
     def delete_job(self, name: str) -> None:

@@ -36,8 +36,7 @@ def _trainer_container(spec: dict[str, Any]) -> dict[str, Any]:
     if chosen is None:
         raise RuntimeParseError("no replicatedJob named 'node' or labelled as the trainer step")
     containers = (
-        chosen.get("template", {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
-        or []
+        chosen.get("template", {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", []) or []
     )
     for container in containers:
         if container.get("name") == TRAINER_NODE:

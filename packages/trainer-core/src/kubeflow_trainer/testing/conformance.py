@@ -144,7 +144,7 @@ class BackendConformance:
         """Start a named job and register it for cleanup."""
         name = _job_name(prefix)
         cleanup.append(name)
-        options = [Name(name), *kw.pop("options", [])]
+        options = [Name(name=name), *kw.pop("options", [])]
         returned = client.train(trainer=trainer, options=options, **kw)
         assert returned == name
         return name
@@ -248,7 +248,7 @@ class BackendConformance:
         name = self.start(client, cleanup, "dup", self.trainer(jobs.sleeping_job, func_args={"seconds": 30}))
         before = len(client.list_jobs())
         with pytest.raises(AlreadyExistsError, match=name):
-            client.train(trainer=self.trainer(jobs.echo_job, func_args={"message": "x"}), options=[Name(name)])
+            client.train(trainer=self.trainer(jobs.echo_job, func_args={"message": "x"}), options=[Name(name=name)])
         assert len(client.list_jobs()) == before
         assert client.get_job(name).status in (RUNNING, "Created")
 
@@ -265,7 +265,9 @@ class BackendConformance:
         """dry_run returns the native request and the plan, and creates nothing."""
         name = _job_name("dry")
         before = {j.name for j in client.list_jobs()}
-        result = client.dry_run(trainer=self.trainer(jobs.echo_job, func_args={"message": "x"}), options=[Name(name)])
+        result = client.dry_run(
+            trainer=self.trainer(jobs.echo_job, func_args={"message": "x"}), options=[Name(name=name)]
+        )
         assert result.backend == self.backend
         assert result.plan.name == name
         assert result.request is not None
@@ -285,7 +287,8 @@ class BackendConformance:
 
     def test_wait_rejects_bad_arguments(self, client: TrainerClient) -> None:
         """Bad wait arguments raise InvalidRequestError before polling."""
-        for kwargs in ({"status": {"Done"}}, {"timeout": 0}, {"polling_interval": -1}, {"status": set()}):
+        bad: list[dict[str, Any]] = [{"status": {"Done"}}, {"timeout": 0}, {"polling_interval": -1}, {"status": set()}]
+        for kwargs in bad:
             with pytest.raises(InvalidRequestError):
                 client.wait_for_job_status("whatever", **kwargs)
 
@@ -303,7 +306,7 @@ class BackendConformance:
         job = client.wait_for_job_status(name, timeout=self.job_timeout, polling_interval=0.5)
         assert job.num_nodes == 2
         assert [s.name for s in job.steps if s.name.startswith("node-")] == ["node-0", "node-1"]
-        ranks = set()
+        ranks: set[str] = set()
         for step in ("node-0", "node-1"):
             lines = self.logs(client, name, step)
             if self.torch_available:
@@ -373,9 +376,10 @@ class BackendConformance:
         }
         before = {j.name for j in client.list_jobs()}
         refused = 0
-        for label, (needs, kwargs) in requests.items():
+        for label, (base_needs, kwargs) in requests.items():
+            needs = set(base_needs)
             if "image" in self.trainer_defaults and isinstance(kwargs["trainer"], CustomTrainer):
-                needs = needs | {Capability.IMAGE}
+                needs.add(Capability.IMAGE)
             if needs <= declared:
                 result = client.dry_run(**kwargs)
                 assert result.request is not None, label
@@ -394,7 +398,7 @@ class BackendConformance:
         with pytest.raises(ValueError, match="num_nodes"):
             self.trainer(jobs.echo_job, func_args={"message": "x"}, num_nodes=0)
         with pytest.raises(ValueError, match="DNS-1123"):
-            Name("Not_A_Valid_Name")
+            Name(name="Not_A_Valid_Name")
         with pytest.raises(ValueError, match="lambda"):
             CustomTrainer(func=lambda: None)
         with pytest.raises(ValueError, match="func_args"):

@@ -3,8 +3,6 @@
 They live in a module (not in test bodies) so that their source can be shipped like any user function.
 """
 
-# ruff: noqa: T201  (these functions print on purpose: the kit reads their logs)
-
 
 def echo_job(message: str, repeat: int = 1) -> None:
     """Print ``message`` and the values the kit checks, then exit 0."""

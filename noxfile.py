@@ -1,0 +1,117 @@
+"""Test sessions. `nox` runs them all; `nox -s core` runs one. Uses uv for fast environments."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+ROOT = Path(__file__).parent
+CORE = ROOT / "packages" / "trainer-core"
+LOCAL = ROOT / "packages" / "trainer-backend-local"
+EXAMPLE = ROOT / "tests" / "example-plugin"
+BACKENDS = ["trainer-backend-k8s", "trainer-backend-local", "trainer-backend-docker", "trainer-backend-podman"]
+PYTEST = ["pytest", "-ra", "-p", "no:cacheprovider"]
+
+
+@nox.session
+def core(session: nox.Session) -> None:
+    """trainer-core alone, with no backend installed: its unit tests."""
+    session.install("-e", f"{CORE}[testing]")
+    session.run(*PYTEST, str(CORE / "tests"), *session.posargs)
+
+
+@nox.session
+def local(session: nox.Session) -> None:
+    """The LocalProcess backend: kit + backend tests with real torchrun and torch."""
+    session.install("-e", f"{CORE}[testing]", "-e", str(LOCAL))
+    session.run(*PYTEST, str(LOCAL / "tests"), *session.posargs)
+
+
+@nox.session(name="example_plugin")
+def example_plugin(session: nox.Session) -> None:
+    """The third-party example backend, pip-installed from its folder, passes the kit."""
+    session.install("-e", f"{CORE}[testing]")
+    session.install(str(EXAMPLE))  # a real (non-editable) install, as a user would
+    session.run(*PYTEST, str(EXAMPLE / "tests"), *session.posargs)
+
+
+@nox.session
+def conformance(session: nox.Session) -> None:
+    """The kit over every installed backend (built-in and third-party) at once."""
+    session.install("-e", f"{CORE}[testing]", "-e", str(LOCAL), str(EXAMPLE))
+    session.run(*PYTEST, str(ROOT / "tests" / "conformance"), *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and format check."""
+    session.install("ruff")
+    session.run("ruff", "check", "packages", "tests", "benchmarks", "examples", "noxfile.py")
+    session.run("ruff", "format", "--check", "packages", "tests", "benchmarks", "examples", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on core and the local backend."""
+    session.install("mypy", "pytest", "types-psutil", "-e", str(CORE), "-e", str(LOCAL))
+    session.run("mypy", str(CORE / "src"), str(LOCAL / "src"))
+
+
+@nox.session
+def packaging(session: nox.Session) -> None:
+    """Build every wheel; install trainer-core alone and trainer-core[all] from them with no index."""
+    dist = Path(session.create_tmp()) / "wheels"
+    shutil.rmtree(dist, ignore_errors=True)
+    dist.mkdir(parents=True)
+    session.install("build", "pip")
+    for folder in [CORE, *(ROOT / "packages" / b for b in BACKENDS), EXAMPLE]:
+        session.run("python", "-m", "build", "--wheel", "--installer", "uv", "--outdir", str(dist), str(folder))
+    # Third-party dependencies are fetched into the same folder first; then installs use no index at all.
+    session.run(
+        "python",
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--dest",
+        str(dist),
+        "--find-links",
+        str(dist),
+        "trainer-core[all]",
+    )
+    tmp = Path(session.create_tmp())
+    for label, spec, check in (("alone", "trainer-core", "core_alone"), ("all", "trainer-core[all]", "all_extras")):
+        venv = tmp / f"venv-{label}"
+        shutil.rmtree(venv, ignore_errors=True)
+        session.run("uv", "venv", "--quiet", str(venv), external=True)
+        py = str(venv / "bin" / "python")
+        session.run(
+            "uv",
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            py,
+            "--no-index",
+            "--find-links",
+            str(dist),
+            spec,
+            external=True,
+        )
+        session.run(py, str(ROOT / "tests" / "packaging_check.py"), check, external=True)
+
+
+@nox.session
+def benchmarks(session: nox.Session) -> None:
+    """Print the benchmark figures (import time, discovery; local backend vs upstream with --upstream)."""
+    session.install("-e", str(CORE), "-e", str(LOCAL), str(EXAMPLE))
+    session.run("python", str(ROOT / "benchmarks" / "import_and_discovery.py"))
+    if os.environ.get("KFT_BENCH_LOCAL"):
+        session.run("python", str(ROOT / "benchmarks" / "local_vs_upstream.py"), *session.posargs)

@@ -1,0 +1,1 @@
+"""The podman backend of the Kubeflow Trainer SDK: not implemented yet (registers no backend)."""

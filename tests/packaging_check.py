@@ -1,0 +1,53 @@
+"""Run inside a venv built from the wheels by the `packaging` nox session.
+
+`core_alone`: only trainer-core is installed: import works, loads no backend or SDK, and asking for
+docker fails with an error that lists the installed backends and the pip command.
+`all_extras`: trainer-core[all]: every extra resolves to an installed distribution and every backend
+entry point loads.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import metadata
+
+
+def core_alone() -> None:
+    import kubeflow_trainer
+    from kubeflow_trainer import BackendNotFoundError, TrainerClient
+
+    heavy = [m for m in sys.modules if m.split(".")[0] in ("docker", "podman", "kubernetes", "pytest")]
+    assert heavy == [], heavy
+    assert kubeflow_trainer.available_backends() == []
+    try:
+        TrainerClient(backend="docker")
+    except BackendNotFoundError as exc:
+        text = str(exc)
+        assert "installed backends: none" in text and 'pip install "trainer-core[docker]"' in text, text
+        print("core alone OK:", text)
+    else:
+        raise AssertionError("TrainerClient(backend='docker') did not fail without the docker backend")
+
+
+def all_extras() -> None:
+    requires = metadata.requires("trainer-core") or []
+    extras = {"k8s", "local", "docker", "podman", "all", "testing"}
+    for extra in sorted(extras):
+        reqs = [r.split(";")[0].strip() for r in requires if f'extra == "{extra}"' in r.replace("'", '"')]
+        assert reqs, f"extra {extra} declares nothing"
+        for req in reqs:
+            if extra == "testing":
+                continue
+            metadata.version(req)  # raises PackageNotFoundError when the extra did not install it
+    eps = metadata.entry_points(group="kubeflow_trainer.backends")
+    for ep in eps:
+        ep.load()
+    from kubeflow_trainer import available_backends
+
+    names = available_backends()
+    assert "local" in names, names
+    print("all extras OK; entry points:", sorted(ep.name for ep in eps), "backends:", names)
+
+
+if __name__ == "__main__":
+    {"core_alone": core_alone, "all_extras": all_extras}[sys.argv[1]]()
