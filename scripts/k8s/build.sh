@@ -128,6 +128,7 @@ build_manifests() {
 # Everything runs inside main (bash then has parsed the whole file before it starts).
 main() {
   local WANT=${*:-$ALL} c
+  command -v go >/dev/null || { k8s_log "go is not on PATH"; echo "toolchain failed: go not on PATH" > "$STATUS"; return 1; }
   # One build at a time per cache (a second caller waits, then finds the binaries).
   exec 9>"$K8S_CACHE_ROOT/.build.lock"
   flock -n 9 || { k8s_log "another build.sh holds $K8S_CACHE_ROOT/.build.lock; waiting"; flock 9; }

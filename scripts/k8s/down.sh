@@ -6,6 +6,7 @@
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
 
+if [ -z "${KFT_K8S_LOCK_HELD:-}" ] && [ -d "$(dirname "$RUN_DIR")" ]; then exec 8>"$RUN_DIR.lock"; flock -w 120 8 || true; fi
 [ -d "$RUN_DIR" ] || { k8s_log "nothing to stop ($RUN_DIR does not exist)"; exit 0; }
 if [ ! -f "$RUN_DIR/.kft-k8s-run" ]; then
   echo "refusing: $RUN_DIR was not made by up.sh" >&2; exit 2

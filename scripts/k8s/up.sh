@@ -71,7 +71,7 @@ start() {
   local pidf="$RUN_DIR/pids/$name.pid"
   rm -f "$pidf"
   ( cd "$RUN_DIR" && exec setsid bash -c 'echo $$ > "$0"; exec "$@"' "$pidf" "$@" \
-      >"$RUN_DIR/logs/$name.log" 2>&1 </dev/null ) &
+      >"$RUN_DIR/logs/$name.log" 2>&1 </dev/null 8>&- ) &
   local i; for i in $(seq 50); do [ -s "$pidf" ] && return 0; sleep 0.1; done
   return 1
 }
@@ -127,13 +127,17 @@ need_bin() {
 # The whole start sequence is one function, parsed before it runs.
 main() {
 # ------------------------------------------------------------------ start
+# Serialize concurrent up/down calls on the same runtime dir (e.g. pytest-xdist workers).
+mkdir -p "$(dirname "$RUN_DIR")"
+exec 8>"$RUN_DIR.lock"
+flock -w 600 8 || { echo "timed out waiting for $RUN_DIR.lock" >&2; exit 2; }
 if already_up; then
   k8s_log "control plane already running in $RUN_DIR"
   echo "KUBECONFIG=$KC"; exit 0
 fi
 if [ -e "$RUN_DIR" ]; then
   k8s_log "stale runtime dir $RUN_DIR: running down.sh first"
-  bash "$K8S_SCRIPTS_DIR/down.sh" >/dev/null 2>&1 || true
+  KFT_K8S_LOCK_HELD=1 bash "$K8S_SCRIPTS_DIR/down.sh" >/dev/null 2>&1 || true
 fi
 if [ -e "$RUN_DIR" ] && [ ! -f "$RUN_DIR/.kft-k8s-run" ]; then
   echo "refusing to use $RUN_DIR: exists and was not made by up.sh" >&2; exit 2
