@@ -25,11 +25,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=common.sh
 . "$HERE/common.sh"
 
-if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
-  kft_usage "$0"
-  exit 0
-fi
-ENGINES=$(kft_engines "${1:-all}")
+kft_cli "$@"
 BUILD_IMAGES=${KFT_BUILD_IMAGES:-torch slim}
 SUITE=${KFT_IMAGE_SUITE:-trixie}
 FORCE=${KFT_FORCE_REBUILD:-0}

@@ -60,3 +60,13 @@ kft_pid_alive() {
   [ -r "/proc/$pid/cmdline" ] || return 1
   tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$pattern"
 }
+
+# Shared command-line prologue: `kft_cli "$@"` prints the calling script's header on -h/--help and exits,
+# otherwise sets ENGINES from the first argument (docker|podman|all, default all).
+kft_cli() {
+  if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
+    kft_usage "$0"
+    exit 0
+  fi
+  ENGINES=$(kft_engines "${1:-all}")
+}

@@ -17,11 +17,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=common.sh
 . "$HERE/common.sh"
 
-if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
-  kft_usage "$0"
-  exit 0
-fi
-ENGINES=$(kft_engines "${1:-all}")
+kft_cli "$@"
 [ "$(id -u)" = 0 ] || die "must run as root (rootful dockerd and podman service)"
 mkdir -p "$KFT_STATE_DIR"
 

@@ -11,11 +11,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=common.sh
 . "$HERE/common.sh"
 
-if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
-  kft_usage "$0"
-  exit 0
-fi
-ENGINES=$(kft_engines "${1:-all}")
+kft_cli "$@"
 
 answers() {  # $1 engine
   case $1 in

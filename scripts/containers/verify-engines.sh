@@ -12,11 +12,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=common.sh
 . "$HERE/common.sh"
 
-if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
-  kft_usage "$0"
-  exit 0
-fi
-ENGINES=$(kft_engines "${1:-all}")
+kft_cli "$@"
 IMG=$KFT_TORCH_IMAGE
 NET=kft-verify-net
 NAMES=(kft-verify-node0 kft-verify-node1 kft-verify-pip)

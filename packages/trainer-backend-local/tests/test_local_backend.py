@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from kubeflow_trainer import (
+    AlreadyExistsError,
     CustomTrainer,
     InvalidRequestError,
     JobFailedError,
@@ -217,7 +218,7 @@ def test_bad_input_leaves_no_directory_or_process(client, local_config):
     with pytest.raises(InvalidRequestError, match="CPUs"):
         client.train(trainer=CustomTrainer(func=jobs.import_six, resources_per_node={"cpu": 512}))
     name = client.train(trainer=CustomTrainer(func=jobs.import_six), options=[Name("taken")])
-    with pytest.raises(Exception, match="already exists"):
+    with pytest.raises(AlreadyExistsError, match="already exists"):
         client.train(trainer=CustomTrainer(func=jobs.import_six), options=[Name("taken")])
     jobs_root = os.path.join(local_config.state_dir, "jobs")
     assert sorted(os.listdir(jobs_root)) == ["taken"]

@@ -44,7 +44,7 @@ from kubeflow_trainer_local.envcache import (
 )
 from kubeflow_trainer_local.pipconfig import read_pip_settings
 from kubeflow_trainer_local.store import TERMINAL, JobRecord, jobs_dir, now_iso, read_json, write_json_atomic
-from kubeflow_trainer_local.supervisor import free_port, process_identity
+from kubeflow_trainer_local.supervisor import free_port, killpg, process_identity
 
 UID_ENV = "KUBEFLOW_TRAINER_JOB_UID"
 SUPERVISOR_FILE = "supervisor.json"
@@ -268,7 +268,7 @@ class LocalProcessBackend(Backend):
         )
         for node in state["nodes"].values():
             if _alive(node.get("pid"), node.get("create_time")):
-                _killpg(node["pid"], signal.SIGKILL)  # nobody is left to record them: stop the orphans
+                killpg(node["pid"], signal.SIGKILL)  # nobody is left to record them: stop the orphans
             if node.get("status") not in TERMINAL:
                 node.update(status="Failed", message=message)
         self._sweep(record.request().get("uid"))
@@ -403,7 +403,7 @@ class LocalProcessBackend(Backend):
             state = {"nodes": {}}
         for node in state.get("nodes", {}).values():
             if _alive(node.get("pid"), node.get("create_time")):
-                _killpg(node["pid"], signal.SIGKILL)
+                killpg(node["pid"], signal.SIGKILL)
         self._sweep(request.get("uid"))
         shutil.rmtree(record.dir, ignore_errors=True)
         self._reap()
@@ -416,7 +416,7 @@ class LocalProcessBackend(Backend):
             proc.terminate()
             proc.wait(timeout)
         except psutil.TimeoutExpired:
-            _killpg(pid, signal.SIGKILL)
+            killpg(pid, signal.SIGKILL)
         except psutil.NoSuchProcess:
             pass
         self._reap()
@@ -458,10 +458,3 @@ class LocalProcessBackend(Backend):
                 meta = read_json(os.path.join(env.path, "meta.json"))
                 return list(meta.get("resolved") or reqs)
         return reqs
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

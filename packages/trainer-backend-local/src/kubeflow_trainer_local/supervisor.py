@@ -236,7 +236,7 @@ class Supervisor:
             return
         signal.alarm(0)
         for _step, proc in self.procs.values():
-            _killpg(proc.pid, signal.SIGTERM)
+            killpg(proc.pid, signal.SIGTERM)
         end = time.monotonic() + self.grace
         while self.procs and time.monotonic() < end:
             for pid in list(self.procs):
@@ -245,13 +245,13 @@ class Supervisor:
                     self._record_stopped(pid, os.waitstatus_to_exitcode(status), why)
             time.sleep(0.05)
         for pid in list(self.procs):
-            _killpg(pid, signal.SIGKILL)
+            killpg(pid, signal.SIGKILL)
             _, status = os.waitpid(pid, 0)
             self._record_stopped(pid, os.waitstatus_to_exitcode(status), why)
 
     def _record_stopped(self, pid: int, code: int, why: str) -> None:
         step, proc = self.procs.pop(pid)
-        _killpg(pid, signal.SIGKILL)  # anything left in the node's group (workers that ignored SIGTERM)
+        killpg(pid, signal.SIGKILL)  # anything left in the node's group (workers that ignored SIGTERM)
         proc.returncode = code
         self.state["nodes"][step].update(status="Failed", exit_code=code, finished=now_iso(), message=why)
         self.record.write_state(self.state)
@@ -266,7 +266,8 @@ class Supervisor:
         self.event(self.record.name, reason, message, "TrainJob")
 
 
-def _killpg(pgid: int, sig: int) -> None:
+def killpg(pgid: int, sig: int) -> None:
+    """Signal a process group; a group that is already gone is not an error."""
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):

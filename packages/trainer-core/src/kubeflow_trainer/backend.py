@@ -152,7 +152,6 @@ class Backend(abc.ABC):
     """
 
     name: str = ""
-    capabilities: ClassVar[frozenset[Capability]] = frozenset()
     status_poll_interval: ClassVar[float] = 1.0
     """How often ``wait_for_job_status`` may call :meth:`get_job` at most (seconds)."""
 
