@@ -1,1 +1,5 @@
-"""The docker backend of the Kubeflow Trainer SDK: not implemented yet (registers no backend)."""
+"""Docker backend for the Kubeflow Trainer SDK (``TrainerClient(backend="docker")``)."""
+
+from kubeflow_trainer_docker.config import DockerBackendConfig
+
+__all__ = ["DockerBackendConfig"]

@@ -1,0 +1,252 @@
+"""The Docker engine for the shared container backend, on docker-py."""
+
+from __future__ import annotations
+
+import functools
+import io
+import re
+import tarfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.types import DeviceRequest
+
+from kubeflow_trainer.containers import ContainerEngine, ContainerInfo, ContainerSpec, EngineEvent
+from kubeflow_trainer.errors import BackendError, BackendUnavailableError
+from kubeflow_trainer_docker.config import DockerBackendConfig
+
+F = TypeVar("F", bound=Callable[..., Any])
+_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """Docker's RFC 3339 timestamps (nanoseconds, ``Z``) as aware datetimes; None for the zero time."""
+    if not value or value.startswith("0001-01-01"):
+        return None
+    match = _TIME.match(value)
+    if not match:
+        return None
+    frac = (match.group(2) or ".0")[:7]
+    tz = match.group(3) or "Z"
+    return datetime.fromisoformat(match.group(1) + frac + ("+00:00" if tz == "Z" else tz))
+
+
+def translate_errors(func: F) -> F:
+    """Engine failures become the SDK's errors: unreachable -> BackendUnavailableError, else BackendError."""
+
+    @functools.wraps(func)
+    def wrapper(self: DockerEngine, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(self, *args, **kwargs)
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise self.unavailable(exc) from exc
+        except docker.errors.APIError as exc:
+            raise BackendError(f"the Docker engine refused {func.__name__}: {exc.explanation or exc}") from exc
+        except docker.errors.DockerException as exc:
+            raise self.unavailable(exc) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+class DockerEngine(ContainerEngine):
+    """docker-py against the engine found like the docker CLI finds it (or ``config.host``)."""
+
+    name = "docker"
+
+    def __init__(self, config: DockerBackendConfig) -> None:
+        self.config = config
+        self._client: docker.DockerClient | None = None
+
+    def unavailable(self, exc: Exception) -> BackendUnavailableError:
+        where = self.config.host or "the default socket (DOCKER_HOST or /var/run/docker.sock)"
+        return BackendUnavailableError(
+            f"cannot reach the Docker engine at {where}: {exc}. Start the engine (dockerd / Docker Desktop) "
+            "or point DOCKER_HOST / DockerBackendConfig(host=...) at a running one."
+        )
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            try:
+                if self.config.host:
+                    self._client = docker.DockerClient(base_url=self.config.host, timeout=int(self.config.timeout))
+                else:
+                    self._client = docker.from_env(timeout=int(self.config.timeout))
+            except docker.errors.DockerException as exc:
+                raise self.unavailable(exc) from exc
+        return self._client
+
+    @translate_errors
+    def ping(self) -> None:
+        self.client.ping()
+
+    @translate_errors
+    def image_exists(self, image: str) -> bool:
+        try:
+            self.client.images.get(image)
+        except docker.errors.ImageNotFound:
+            return False
+        return True
+
+    @translate_errors
+    def pull_image(self, image: str) -> None:
+        try:
+            self.client.images.pull(image)
+        except docker.errors.APIError as exc:
+            raise BackendError(str(exc.explanation or exc)) from exc
+
+    @translate_errors
+    def create_network(self, name: str, labels: dict[str, str]) -> None:
+        self.client.networks.create(name, driver="bridge", labels=labels, check_duplicate=True)
+
+    @translate_errors
+    def create_volume(self, name: str, labels: dict[str, str]) -> None:
+        self.client.volumes.create(name=name, labels=labels)
+
+    @translate_errors
+    def create_container(self, spec: ContainerSpec) -> str:
+        kwargs: dict[str, Any] = {
+            "name": spec.name,
+            "hostname": spec.hostname,
+            "labels": spec.labels,
+            "environment": spec.env,
+            "network": spec.network,
+            "volumes": {vol: {"bind": path, "mode": "rw"} for vol, path in spec.volumes.items()},
+            "working_dir": spec.working_dir,
+            "detach": True,
+        }
+        if spec.command:
+            kwargs["command"] = spec.command
+        if spec.cpu:
+            kwargs["nano_cpus"] = int(spec.cpu * 1e9)
+        if spec.memory:
+            kwargs["mem_limit"] = spec.memory
+        if spec.shm_size:
+            kwargs["shm_size"] = spec.shm_size
+        if spec.gpus:
+            kwargs["device_requests"] = [DeviceRequest(count=spec.gpus, capabilities=[["gpu"]])]
+        container = self.client.containers.create(spec.image, **kwargs)
+        return str(container.id)
+
+    @translate_errors
+    def put_files(self, container: str, directory: str, files: dict[str, str]) -> None:
+        buf = io.BytesIO()
+        now = time.time()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            dirs = sorted({"/".join(p.split("/")[:i]) for p in files for i in range(1, p.count("/") + 1)})
+            for d in dirs:
+                info = tarfile.TarInfo(d)
+                info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, now
+                tar.addfile(info)
+            for path, content in files.items():
+                data = content.encode()
+                info = tarfile.TarInfo(path)
+                info.size, info.mode, info.mtime = len(data), 0o644, now
+                tar.addfile(info, io.BytesIO(data))
+        if not self.client.containers.get(container).put_archive(directory, buf.getvalue()):
+            raise BackendError(f"could not copy the job's files into {directory}")
+
+    @translate_errors
+    def start_container(self, container: str) -> None:
+        self.client.containers.get(container).start()
+
+    @translate_errors
+    def list_containers(self, labels: dict[str, str]) -> list[ContainerInfo]:
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        out = []
+        for c in self.client.containers.list(all=True, filters=filters, ignore_removed=True):
+            state = c.attrs.get("State", {})
+            out.append(
+                ContainerInfo(
+                    id=c.id,
+                    name=c.name,
+                    labels=c.labels,
+                    state=state.get("Status", c.status),
+                    exit_code=state.get("ExitCode"),
+                    created=parse_time(c.attrs.get("Created")) or datetime.now(timezone.utc),
+                    started_at=parse_time(state.get("StartedAt")),
+                    finished_at=parse_time(state.get("FinishedAt")),
+                    error=state.get("Error") or None,
+                )
+            )
+        return out
+
+    @translate_errors
+    def stop_container(self, container: str, timeout: float) -> None:
+        try:
+            self.client.containers.get(container).stop(timeout=int(timeout))
+        except docker.errors.NotFound:
+            pass
+
+    @translate_errors
+    def remove_container(self, container: str) -> None:
+        try:
+            self.client.containers.get(container).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+    @translate_errors
+    def remove_network(self, name: str) -> None:
+        try:
+            self.client.networks.get(name).remove()
+        except docker.errors.NotFound:
+            pass
+
+    @translate_errors
+    def remove_volume(self, name: str) -> None:
+        try:
+            self.client.volumes.get(name).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+    @translate_errors
+    def list_networks(self, labels: dict[str, str]) -> list[str]:
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        return [n.name for n in self.client.networks.list(filters=filters)]
+
+    @translate_errors
+    def list_volumes(self, labels: dict[str, str]) -> list[str]:
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        return [v.name for v in self.client.volumes.list(filters=filters)]
+
+    def logs(self, container: str, follow: bool) -> Iterator[bytes]:
+        try:
+            ctr = self.client.containers.get(container)
+            if not follow:
+                yield ctr.logs(stdout=True, stderr=True)
+                return
+            yield from ctr.logs(stdout=True, stderr=True, stream=True, follow=True)
+        except docker.errors.NotFound:
+            return
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+            raise self.unavailable(exc) from exc
+
+    @translate_errors
+    def events(self, labels: dict[str, str], since: datetime, until: datetime) -> list[EngineEvent]:
+        filters = {"type": "container", "label": [f"{k}={v}" for k, v in labels.items()]}
+        out = []
+        stream = self.client.events(
+            since=int(since.timestamp()), until=int(until.timestamp()) + 1, filters=filters, decode=True
+        )
+        for ev in stream:
+            attrs = ev.get("Actor", {}).get("Attributes", {})
+            nanos = ev.get("timeNano") or int(ev.get("time", 0)) * 10**9
+            out.append(
+                EngineEvent(
+                    time=datetime.fromtimestamp(nanos / 1e9, timezone.utc),
+                    container=attrs.get("name", ev.get("id", "")[:12]),
+                    action=str(ev.get("Action") or ev.get("status", "")).split(":")[0],
+                    attributes={k: v for k, v in attrs.items() if "/" not in k},
+                )
+            )
+        return out
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

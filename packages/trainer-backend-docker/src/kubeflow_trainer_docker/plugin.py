@@ -1,0 +1,45 @@
+"""Entry-point module of the Docker backend: registers it, imports no Docker SDK."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kubeflow_trainer import Backend, BackendSpec, Capability, hookimpl
+from kubeflow_trainer_docker.config import DockerBackendConfig
+
+CAPABILITIES = frozenset(
+    {
+        Capability.MULTI_NODE,
+        Capability.MULTI_PROCESS,
+        Capability.GPU,
+        Capability.CPU_LIMIT,
+        Capability.MEMORY_LIMIT,
+        Capability.IMAGE,
+        Capability.CONTAINER_TRAINER,
+        Capability.PACKAGES,
+        Capability.LABELS,
+        Capability.ANNOTATIONS,
+        Capability.EVENTS,
+        Capability.PERSISTENCE,
+    }
+)
+
+
+def _factory(config: DockerBackendConfig) -> Backend:
+    from kubeflow_trainer.containers import ContainerBackend
+    from kubeflow_trainer_docker.engine import DockerEngine
+
+    return ContainerBackend(config, DockerEngine(config))
+
+
+@hookimpl
+def trainer_register_backends(register: Callable[[BackendSpec], None]) -> None:
+    register(
+        BackendSpec(
+            name="docker",
+            config_class=DockerBackendConfig,
+            factory=_factory,
+            capabilities=CAPABILITIES,
+            description="Docker containers: one per node on a per-job network, multi-node torchrun.",
+        )
+    )

@@ -1,0 +1,391 @@
+"""The shared container backend: per-job network and workspace volume, one container per node, labels as
+the job registry. Written once against :class:`~kubeflow_trainer.containers.engine.ContainerEngine`;
+Docker and Podman supply their engine and config.
+
+:meth:`ContainerBackend.render` is the one place where a job plan becomes container create requests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from importlib import resources
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from kubeflow_trainer.backend import Backend, BackendConfig
+from kubeflow_trainer.containers.engine import ContainerEngine, ContainerInfo, ContainerSpec
+from kubeflow_trainer.errors import (
+    AlreadyExistsError,
+    BackendError,
+    InvalidRequestError,
+    JobNotFoundError,
+    StepNotFoundError,
+)
+from kubeflow_trainer.plan import JobPlan
+from kubeflow_trainer.rendezvous import DEFAULT_MASTER_PORT
+from kubeflow_trainer.resources import parse_quantity
+from kubeflow_trainer.types import Event, Runtime, Step, TrainJob
+
+WORKSPACE = "/workspace"
+LAUNCHER = ".kft/launch.py"
+PULL_POLICIES = ("IfNotPresent", "Always", "Never")
+
+
+class ContainerBackendConfig(BackendConfig):
+    """Settings shared by the Docker and Podman backends.
+
+    Args:
+        pull_policy: ``IfNotPresent`` (default), ``Always`` or ``Never`` (case-insensitive).
+        image: Image used when neither the trainer nor ``image_overrides`` names one (instead of the
+            runtime's image).
+        auto_remove: ``delete_job`` also removes the job's workspace volume (default). False keeps it.
+        label_prefix: Prefix of the labels that record jobs on containers, networks and volumes.
+        network_prefix: Prefix of the per-job network and volume names.
+        shm_size: ``/dev/shm`` size of node containers (default 1Gi; at most half the memory limit).
+        stop_timeout: Seconds a node gets between SIGTERM and SIGKILL when stopped.
+    """
+
+    pull_policy: Literal["IfNotPresent", "Always", "Never"] = "IfNotPresent"
+    image: str | None = None
+    auto_remove: bool = True
+    label_prefix: str = "trainer.kubeflow.org"
+    network_prefix: str = "kft-"
+    shm_size: str | int = "1Gi"
+    stop_timeout: float = Field(default=5.0, ge=0)
+
+    @field_validator("pull_policy", mode="before")
+    @classmethod
+    def _policy(cls, value: Any) -> Any:
+        for policy in PULL_POLICIES:
+            if isinstance(value, str) and value.lower() == policy.lower():
+                return policy
+        raise ValueError(f"pull_policy must be one of {', '.join(PULL_POLICIES)}; got {value!r}")
+
+    @field_validator("shm_size")
+    @classmethod
+    def _shm(cls, value: str | int) -> str | int:
+        parse_quantity(value, "shm_size")
+        return value
+
+
+def _status(info: ContainerInfo) -> str:
+    if info.state in ("created",):
+        return "Created"
+    if info.state in ("running", "restarting", "paused"):
+        return "Running"
+    if info.state in ("exited", "dead", "stopped"):
+        return "Complete" if info.exit_code == 0 else "Failed"
+    return "Failed" if info.state == "removing" else "Created"
+
+
+class ContainerBackend(Backend):
+    """Runs each node of a job in its own container on one engine."""
+
+    status_poll_interval = 0.25
+    engine_name = "container"
+
+    def __init__(self, config: ContainerBackendConfig, engine: ContainerEngine) -> None:
+        super().__init__(config)
+        self.config: ContainerBackendConfig = config
+        self.engine = engine
+
+    # Labels ------------------------------------------------------------------------------------------
+    def _label(self, key: str) -> str:
+        return f"{self.config.label_prefix}/{key}"
+
+    def _job_labels(self, name: str) -> dict[str, str]:
+        return {self._label("trainjob-name"): name, self._label("backend"): self.name}
+
+    def _resource_name(self, name: str) -> str:
+        return f"{self.config.network_prefix}{name}"
+
+    # Translation: plan -> native request ---------------------------------------------------------------
+    def render(self, plan: JobPlan) -> dict[str, Any]:
+        """The engine requests for ``plan``: network, volume, files, one container per node. No side effects."""
+        image = self._image(plan)
+        labels = {**plan.labels, **self._job_labels(plan.name)}
+        meta = {
+            "runtime": plan.runtime.model_dump(mode="json", exclude={"spec"}),
+            "num_nodes": plan.num_nodes,
+            "procs_per_node": plan.procs_per_node,
+            "gpus": plan.resources.gpu or 0,
+            "labels": plan.labels,
+            "annotations": plan.annotations,
+            "created": datetime.now(timezone.utc).isoformat(),
+        }
+        labels[self._label("job-meta")] = json.dumps(meta, sort_keys=True)
+        resource = self._resource_name(plan.name)
+        master = self.engine.master_address(f"{plan.name}-node-0")
+        files = dict(plan.files)
+        if plan.trainer_kind == "custom":
+            files[LAUNCHER] = resources.files("kubeflow_trainer.containers").joinpath("launcher.py").read_text()
+        shm = int(parse_quantity(self.config.shm_size, "shm_size"))
+        if plan.resources.memory:
+            shm = min(shm, plan.resources.memory // 2)
+        pip_args: list[str] = []
+        if plan.pip_index_urls:
+            pip_args = ["--index-url", plan.pip_index_urls[0]]
+            for url in plan.pip_index_urls[1:]:
+                pip_args += ["--extra-index-url", url]
+        containers = []
+        for step in plan.node_steps():
+            rank = step.rank or 0
+            env = {"PYTHONUNBUFFERED": "1", **plan.node_env(rank, master, DEFAULT_MASTER_PORT)}
+            if plan.trainer_kind == "custom":
+                env["KFT_PACKAGES"] = json.dumps(plan.packages_to_install)
+                env["KFT_PIP_ARGS"] = json.dumps(pip_args)
+                command = [
+                    "python3",
+                    f"{WORKSPACE}/{LAUNCHER}",
+                    *plan.node_command(rank, master, DEFAULT_MASTER_PORT, WORKSPACE),
+                ]
+            else:
+                command = [*(plan.container_command or []), *(plan.container_args or [])]
+            container_name = f"{plan.name}-{step.name}"
+            containers.append(
+                ContainerSpec(
+                    name=container_name,
+                    image=image,
+                    command=command,
+                    labels={**labels, self._label("step"): step.name},
+                    env=env,
+                    network=resource,
+                    hostname=container_name,
+                    volumes={resource: WORKSPACE},
+                    cpu=plan.resources.cpu,
+                    memory=plan.resources.memory,
+                    shm_size=shm,
+                    gpus=plan.resources.gpu,
+                    extended=dict(plan.resources.extended),
+                ).as_dict()
+            )
+        return {
+            "engine": self.engine.name,
+            "image": image,
+            "pull_policy": self.config.pull_policy,
+            "network": {"name": resource, "labels": self._job_labels(plan.name)},
+            "volume": {"name": resource, "labels": self._job_labels(plan.name)},
+            "files": files,
+            "containers": containers,
+        }
+
+    def _image(self, plan: JobPlan) -> str:
+        image = None
+        if plan.trainer is not None and getattr(plan.trainer, "image", None):
+            image = plan.trainer.image  # type: ignore[union-attr]
+        image = image or self.config.image or plan.runtime.trainer.image
+        if not image:
+            raise InvalidRequestError(
+                f"no image for job {plan.name}: set CustomTrainer(image=...) or the backend config's image"
+            )
+        return str(image)
+
+    # Creating jobs ----------------------------------------------------------------------------------
+    def submit(self, plan: JobPlan) -> None:
+        request = self.render(plan)
+        self.engine.ping()
+        name = plan.name
+        if self.engine.list_containers({self._label("trainjob-name"): name}) or self.engine.list_networks(
+            {self._label("trainjob-name"): name}
+        ):
+            raise AlreadyExistsError(name, self.name)
+        self._ensure_image(request["image"])
+        created: list[str] = []
+        network = volume = False
+        try:
+            self.engine.create_volume(request["volume"]["name"], request["volume"]["labels"])
+            volume = True
+            self.engine.create_network(request["network"]["name"], request["network"]["labels"])
+            network = True
+            for spec in request["containers"]:
+                created.append(self.engine.create_container(ContainerSpec(**spec)))
+            self.engine.put_files(created[0], WORKSPACE, request["files"])
+            for container in created:
+                self.engine.start_container(container)
+        except BaseException:
+            for container in created:
+                self._quietly(self.engine.remove_container, container)
+            if network:
+                self._quietly(self.engine.remove_network, request["network"]["name"])
+            if volume:
+                self._quietly(self.engine.remove_volume, request["volume"]["name"])
+            raise
+
+    @staticmethod
+    def _quietly(func: Any, *args: Any) -> None:
+        try:
+            func(*args)
+        except Exception:  # cleanup after a failure: the original error is what the user must see
+            pass
+
+    def _ensure_image(self, image: str) -> None:
+        policy = self.config.pull_policy
+        present = self.engine.image_exists(image)
+        if policy == "Never" and not present:
+            raise InvalidRequestError(
+                f"image {image!r} is not present on the {self.engine.name} engine and pull_policy is Never; "
+                f"build or load it first, or use pull_policy='IfNotPresent'"
+            )
+        if policy == "Always" or (policy == "IfNotPresent" and not present):
+            try:
+                self.engine.pull_image(image)
+            except BackendError as exc:
+                raise InvalidRequestError(
+                    f"image {image!r} is not present on the {self.engine.name} engine and could not be pulled "
+                    f"({exc}); build or load it locally, or fix the image name"
+                ) from exc
+
+    # Reading jobs -----------------------------------------------------------------------------------
+    def _containers(self, name: str) -> list[ContainerInfo]:
+        found = self.engine.list_containers({self._label("trainjob-name"): name})
+        if not found:
+            raise JobNotFoundError(name, self.name)
+        return sorted(found, key=lambda c: self._rank(c))
+
+    def _rank(self, info: ContainerInfo) -> int:
+        step = info.labels.get(self._label("step"), "node-0")
+        return int(step.rsplit("-", 1)[-1]) if step.startswith("node-") else -1
+
+    def _job(self, name: str, containers: list[ContainerInfo]) -> TrainJob:
+        meta = json.loads(containers[0].labels.get(self._label("job-meta"), "{}"))
+        steps = []
+        statuses = []
+        first_failure = None
+        for info in sorted(containers, key=lambda c: c.finished_at or datetime.max.replace(tzinfo=timezone.utc)):
+            if _status(info) == "Failed" and first_failure is None:
+                first_failure = info
+        for info in containers:
+            status = _status(info)
+            statuses.append(status)
+            message = None
+            if status == "Failed":
+                message = f"exited with code {info.exit_code}"
+                if first_failure is not None and first_failure is not info:
+                    message = f"stopped because {first_failure.labels.get(self._label('step'))} failed"
+            steps.append(
+                Step(
+                    name=info.labels.get(self._label("step"), info.name),
+                    status=status,
+                    pod_name=info.name,
+                    device="gpu" if meta.get("gpus") else "cpu",
+                    device_count=str(meta.get("procs_per_node", 1)),
+                    exit_code=info.exit_code if status in ("Complete", "Failed") else None,
+                    message=message,
+                )
+            )
+        expected = int(meta.get("num_nodes", len(containers)))
+        job_message = None
+        if "Failed" in statuses:
+            status = "Failed"
+            assert first_failure is not None
+            job_message = f"{first_failure.labels.get(self._label('step'))} exited with code {first_failure.exit_code}"
+        elif len(containers) < expected:
+            status = "Failed"
+            job_message = f"{expected - len(containers)} node container(s) of the job were removed"
+        elif all(s == "Complete" for s in statuses):
+            status = "Complete"
+        elif "Running" in statuses:
+            status = "Running"
+        else:
+            status = "Created"
+        created = meta.get("created")
+        return TrainJob(
+            name=name,
+            runtime=Runtime.model_validate(meta["runtime"]) if "runtime" in meta else None,
+            steps=steps,
+            num_nodes=expected,
+            creation_timestamp=datetime.fromisoformat(created) if created else containers[0].created,
+            status=status,
+            message=job_message,
+            backend=self.name,
+            labels=meta.get("labels", {}),
+            annotations=meta.get("annotations", {}),
+        )
+
+    def _reconcile(self, job: TrainJob, containers: list[ContainerInfo]) -> None:
+        """A failed node fails the job: stop the nodes still running."""
+        if job.status != "Failed":
+            return
+        for info in containers:
+            if info.state in ("running", "restarting", "paused", "created"):
+                self.engine.stop_container(info.id, 0)
+
+    def get_job(self, name: str) -> TrainJob:
+        containers = self._containers(name)
+        job = self._job(name, containers)
+        if job.status == "Failed" and any(c.state in ("running", "created") for c in containers):
+            self._reconcile(job, containers)
+            containers = self._containers(name)
+            job = self._job(name, containers)
+        return job
+
+    def list_jobs(self, runtime: Runtime | None = None) -> list[TrainJob]:
+        by_job: dict[str, list[ContainerInfo]] = {}
+        for info in self.engine.list_containers({self._label("backend"): self.name}):
+            name = info.labels.get(self._label("trainjob-name"))
+            if name:
+                by_job.setdefault(name, []).append(info)
+        jobs = []
+        for name, containers in by_job.items():
+            job = self._job(name, sorted(containers, key=self._rank))
+            if runtime is None or (job.runtime is not None and job.runtime.name == runtime.name):
+                jobs.append(job)
+        return sorted(jobs, key=lambda j: j.creation_timestamp)
+
+    def get_job_logs(self, name: str, step: str = "node-0", follow: bool = False) -> Iterator[str]:
+        containers = self._containers(name)
+        by_step = {c.labels.get(self._label("step"), c.name): c for c in containers}
+        if step not in by_step:
+            raise StepNotFoundError(name, step, list(by_step))
+        return self._lines(by_step[step].id, follow)
+
+    def _lines(self, container: str, follow: bool) -> Iterator[str]:
+        pending = b""
+        for chunk in self.engine.logs(container, follow):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                yield line.decode(errors="replace").rstrip("\r")
+        if pending:
+            yield pending.decode(errors="replace").rstrip("\r")
+
+    def get_job_events(self, name: str) -> list[Event]:
+        containers = self._containers(name)
+        job = self._job(name, containers)
+        step_of = {c.name: c.labels.get(self._label("step"), c.name) for c in containers}
+        since = min(job.creation_timestamp, *(c.created for c in containers))
+        events = []
+        for ev in self.engine.events({self._label("trainjob-name"): name}, since, datetime.now(timezone.utc)):
+            detail = f" (exit code {ev.attributes['exitCode']})" if "exitCode" in ev.attributes else ""
+            events.append(
+                Event(
+                    involved_object_kind="Container",
+                    involved_object_name=step_of.get(ev.container, ev.container),
+                    reason=ev.action.capitalize(),
+                    message=f"container {ev.container}: {ev.action}{detail}",
+                    event_time=ev.time,
+                )
+            )
+        return sorted(events, key=lambda e: e.event_time)
+
+    # Deleting jobs ----------------------------------------------------------------------------------
+    def delete_job(self, name: str) -> None:
+        labels = {self._label("trainjob-name"): name}
+        containers = self.engine.list_containers(labels)
+        networks = self.engine.list_networks(labels)
+        volumes = self.engine.list_volumes(labels)
+        if not (containers or networks or volumes):
+            raise JobNotFoundError(name, self.name)
+        for info in containers:
+            self.engine.remove_container(info.id)
+        for network in networks:
+            self.engine.remove_network(network)
+        if self.config.auto_remove:
+            for volume in volumes:
+                self.engine.remove_volume(volume)
+
+    def close(self) -> None:
+        self.engine.close()

@@ -1,0 +1,147 @@
+"""The small engine interface the shared container backend is written against.
+
+Docker and Podman differ only in their client and a few policies (how node 0 is addressed, how a GPU is
+requested, where the socket is); each distribution implements :class:`ContainerEngine` with its SDK.
+Every method raises :class:`~kubeflow_trainer.errors.BackendUnavailableError` when the engine cannot be
+reached and :class:`~kubeflow_trainer.errors.BackendError` for other engine failures.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass
+class ContainerSpec:
+    """What to create for one step: the engine-neutral create request."""
+
+    name: str
+    image: str
+    command: list[str]
+    labels: dict[str, str]
+    env: dict[str, str]
+    network: str
+    hostname: str
+    volumes: dict[str, str]
+    """Volume name -> mount path."""
+    working_dir: str = "/workspace"
+    cpu: float | None = None
+    memory: int | None = None
+    shm_size: int | None = None
+    gpus: int | None = None
+    extended: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict, for dry runs."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class ContainerInfo:
+    """One container as the engine reports it."""
+
+    id: str
+    name: str
+    labels: dict[str, str]
+    state: str
+    """``created``, ``running``, ``exited``, ``paused``, ``restarting``, ``removing``, ``dead``."""
+    exit_code: int | None
+    created: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+
+
+@dataclass
+class EngineEvent:
+    """A container lifecycle event reported by the engine."""
+
+    time: datetime
+    container: str
+    action: str
+    attributes: dict[str, str]
+
+
+class ContainerEngine(abc.ABC):
+    """A container engine (Docker, Podman) as the shared backend needs it."""
+
+    name: str = ""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise BackendUnavailableError when the engine does not answer."""
+
+    @abc.abstractmethod
+    def image_exists(self, image: str) -> bool:
+        """True when the image is in local storage."""
+
+    @abc.abstractmethod
+    def pull_image(self, image: str) -> None:
+        """Pull the image; raise BackendError saying why it could not be pulled."""
+
+    @abc.abstractmethod
+    def create_network(self, name: str, labels: dict[str, str]) -> None:
+        """A user-defined network whose containers resolve each other by name."""
+
+    @abc.abstractmethod
+    def create_volume(self, name: str, labels: dict[str, str]) -> None:
+        """A named volume."""
+
+    @abc.abstractmethod
+    def create_container(self, spec: ContainerSpec) -> str:
+        """Create (not start) a container; return its id."""
+
+    @abc.abstractmethod
+    def put_files(self, container: str, directory: str, files: dict[str, str]) -> None:
+        """Write text files (relative path -> content) under ``directory`` of a created container."""
+
+    @abc.abstractmethod
+    def start_container(self, container: str) -> None:
+        """Start a created container."""
+
+    @abc.abstractmethod
+    def list_containers(self, labels: dict[str, str]) -> list[ContainerInfo]:
+        """Containers (running or not) carrying all ``labels``."""
+
+    @abc.abstractmethod
+    def stop_container(self, container: str, timeout: float) -> None:
+        """Stop a container (SIGTERM, SIGKILL after ``timeout``); no error if it is not running."""
+
+    @abc.abstractmethod
+    def remove_container(self, container: str) -> None:
+        """Remove a container, killing it if needed; no error if it does not exist."""
+
+    @abc.abstractmethod
+    def remove_network(self, name: str) -> None:
+        """Remove a network; no error if it does not exist."""
+
+    @abc.abstractmethod
+    def remove_volume(self, name: str) -> None:
+        """Remove a volume; no error if it does not exist."""
+
+    @abc.abstractmethod
+    def list_networks(self, labels: dict[str, str]) -> list[str]:
+        """Names of networks carrying all ``labels``."""
+
+    @abc.abstractmethod
+    def list_volumes(self, labels: dict[str, str]) -> list[str]:
+        """Names of volumes carrying all ``labels``."""
+
+    @abc.abstractmethod
+    def logs(self, container: str, follow: bool) -> Iterator[bytes]:
+        """The container's stdout and stderr as byte chunks; with ``follow`` until it stops."""
+
+    @abc.abstractmethod
+    def events(self, labels: dict[str, str], since: datetime, until: datetime) -> list[EngineEvent]:
+        """Container events between ``since`` and ``until`` of containers carrying ``labels``."""
+
+    def master_address(self, container_name: str) -> str:
+        """How other nodes address node 0: its container name (user-defined networks resolve it)."""
+        return container_name
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Release the client."""
