@@ -53,6 +53,17 @@ def translate_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _snake(request: dict[str, Any]) -> dict[str, Any]:
+    """DeviceRequest's API dict back to its constructor's keywords."""
+    return {
+        "driver": request["Driver"],
+        "count": request["Count"],
+        "device_ids": request["DeviceIDs"],
+        "capabilities": request["Capabilities"],
+        "options": request["Options"],
+    }
+
+
 class DockerEngine(ContainerEngine):
     """docker-py against the engine found like the docker CLI finds it (or ``config.host``)."""
 
@@ -108,9 +119,10 @@ class DockerEngine(ContainerEngine):
     def create_volume(self, name: str, labels: dict[str, str]) -> None:
         self.client.volumes.create(name=name, labels=labels)
 
-    @translate_errors
-    def create_container(self, spec: ContainerSpec) -> str:
+    def native_request(self, spec: ContainerSpec) -> dict[str, Any]:
+        """The keyword arguments of docker-py's ``containers.create`` for ``spec`` (image included)."""
         kwargs: dict[str, Any] = {
+            "image": spec.image,
             "name": spec.name,
             "hostname": spec.hostname,
             "labels": spec.labels,
@@ -129,8 +141,14 @@ class DockerEngine(ContainerEngine):
         if spec.shm_size:
             kwargs["shm_size"] = spec.shm_size
         if spec.gpus:
-            kwargs["device_requests"] = [DeviceRequest(count=spec.gpus, capabilities=[["gpu"]])]
-        container = self.client.containers.create(spec.image, **kwargs)
+            kwargs["device_requests"] = [dict(DeviceRequest(count=spec.gpus, capabilities=[["gpu"]]))]
+        return kwargs
+
+    @translate_errors
+    def create_container(self, spec: ContainerSpec) -> str:
+        kwargs = self.native_request(spec)
+        kwargs["device_requests"] = [DeviceRequest(**_snake(d)) for d in kwargs.get("device_requests", [])] or None
+        container = self.client.containers.create(kwargs.pop("image"), **kwargs)
         return str(container.id)
 
     @translate_errors

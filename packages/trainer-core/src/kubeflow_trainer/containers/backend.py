@@ -170,6 +170,7 @@ class ContainerBackend(Backend):
             "volume": {"name": resource, "labels": self._job_labels(plan.name)},
             "files": files,
             "containers": containers,
+            "engine_requests": [self.engine.native_request(ContainerSpec(**c)) for c in containers],
         }
 
     def _image(self, plan: JobPlan) -> str:
@@ -243,7 +244,7 @@ class ContainerBackend(Backend):
         found = self.engine.list_containers({self._label("trainjob-name"): name})
         if not found:
             raise JobNotFoundError(name, self.name)
-        return sorted(found, key=lambda c: self._rank(c))
+        return sorted(found, key=self._rank)
 
     def _rank(self, info: ContainerInfo) -> int:
         step = info.labels.get(self._label("step"), "node-0")

@@ -139,6 +139,10 @@ class ContainerEngine(abc.ABC):
     def events(self, labels: dict[str, str], since: datetime, until: datetime) -> list[EngineEvent]:
         """Container events between ``since`` and ``until`` of containers carrying ``labels``."""
 
+    def native_request(self, spec: ContainerSpec) -> dict[str, Any]:
+        """The engine's own create request for ``spec`` (what dry runs show). Default: the spec itself."""
+        return spec.as_dict()
+
     def master_address(self, container_name: str) -> str:
         """How other nodes address node 0: its container name (user-defined networks resolve it)."""
         return container_name

@@ -1,0 +1,168 @@
+"""Docker backend behaviour beyond the kit, against the real engine and the locally built torch image."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import docker
+import pytest
+from conftest import TEST_IMAGE
+
+from kubeflow_trainer import (
+    AlreadyExistsError,
+    CustomTrainer,
+    InvalidRequestError,
+    JobFailedError,
+    Name,
+    TrainerClient,
+)
+from kubeflow_trainer_docker import DockerBackendConfig
+
+LABEL = "trainer.kubeflow.org/trainjob-name"
+
+
+def sleeper(seconds: float) -> None:
+    import os
+    import time
+
+    print(f"NODE {os.environ['PET_NODE_RANK']} up", flush=True)
+    time.sleep(seconds)
+
+
+def counter(n: int) -> None:
+    import time
+
+    for i in range(n):
+        print(f"COUNT {i}", flush=True)
+        time.sleep(0.5)
+
+
+def engine_objects() -> tuple[set[str], set[str], set[str]]:
+    """Every container, network and volume the SDK created on the engine (by label)."""
+    client = docker.from_env()
+    flt = {"label": [LABEL]}
+    return (
+        {c.name for c in client.containers.list(all=True, filters=flt)},
+        {n.name for n in client.networks.list(filters=flt)},
+        {v.name for v in client.volumes.list(filters=flt)},
+    )
+
+
+@pytest.fixture
+def client(docker_config):
+    with TrainerClient(docker_config) as c:
+        yield c
+
+
+def test_second_process_lists_streams_and_deletes(client):
+    name = client.train(trainer=CustomTrainer(func=counter, func_args={"n": 6}), options=[Name("kft-second")])
+    script = textwrap.dedent(f"""
+        from kubeflow_trainer import TrainerClient
+        from kubeflow_trainer_docker import DockerBackendConfig
+        c = TrainerClient(DockerBackendConfig(image={TEST_IMAGE!r}, pull_policy="Never"))
+        assert {name!r} in [j.name for j in c.list_jobs()]
+        lines = [l for l in c.get_job_logs({name!r}, follow=True) if l.startswith("COUNT")]
+        print("LINES", len(lines))
+        print("STATUS", c.wait_for_job_status({name!r}, timeout=120, polling_interval=0.2).status)
+        c.delete_job({name!r})
+        print("DELETED")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "LINES 6" in out.stdout and "STATUS Complete" in out.stdout and "DELETED" in out.stdout
+    containers, networks, volumes = engine_objects()
+    assert not any(n.startswith(name) for n in containers)
+    assert f"kft-{name}" not in networks and f"kft-{name}" not in volumes
+
+
+def test_killing_one_node_fails_the_job_and_stops_the_other(client):
+    name = client.train(trainer=CustomTrainer(func=sleeper, func_args={"seconds": 300}, num_nodes=2))
+    client.wait_for_job_status(name, {"Running"}, timeout=120, polling_interval=0.2)
+    docker.from_env().containers.get(f"{name}-node-1").kill()
+    with pytest.raises(JobFailedError, match="node-1"):
+        client.wait_for_job_status(name, timeout=60, polling_interval=0.2)
+    job = client.get_job(name)
+    node0, node1 = job.steps
+    assert node1.status == "Failed" and node1.exit_code == 137
+    assert node0.status == "Failed" and "node-1 failed" in (node0.message or "")
+    assert docker.from_env().containers.get(f"{name}-node-0").status == "exited"
+    client.delete_job(name)
+
+
+def test_bad_input_leaves_nothing_behind(client, docker_config):
+    before = engine_objects()
+    missing = DockerBackendConfig(image="localhost/kft/does-not-exist:1", pull_policy="IfNotPresent")
+    with pytest.raises(InvalidRequestError, match="could not be pulled"):
+        TrainerClient(missing).train(trainer=CustomTrainer(func=counter, func_args={"n": 1}))
+    never = DockerBackendConfig(image="localhost/kft/does-not-exist:1", pull_policy="Never")
+    with pytest.raises(InvalidRequestError, match="pull_policy is Never"):
+        TrainerClient(never).train(trainer=CustomTrainer(func=counter, func_args={"n": 1}))
+    with pytest.raises(ValueError, match="resources_per_node"):
+        CustomTrainer(func=counter, func_args={"n": 1}, resources_per_node={"memory": "lots"})
+    name = client.train(trainer=CustomTrainer(func=sleeper, func_args={"seconds": 60}), options=[Name("kft-dup")])
+    with pytest.raises(AlreadyExistsError):
+        client.train(trainer=CustomTrainer(func=counter, func_args={"n": 1}), options=[Name("kft-dup")])
+    client.delete_job(name)
+    assert engine_objects() == before
+
+
+def test_dry_run_renders_limits_shm_and_gpu_requests(client):
+    trainer = CustomTrainer(
+        func=counter, func_args={"n": 1}, num_nodes=2, resources_per_node={"cpu": 2, "memory": "4Gi", "gpu": 2}
+    )
+    request = client.dry_run(trainer=trainer, options=[Name("kft-render")]).request
+    node1 = request["containers"][1]
+    assert node1["name"] == "kft-render-node-1" and node1["gpus"] == 2
+    assert node1["cpu"] == 2 and node1["memory"] == 4 * 2**30 and node1["shm_size"] == 2**30  # default 1Gi
+    assert "--nproc-per-node=2" in node1["command"]  # processes follow the GPU count
+    assert "--master-addr=kft-render-node-0" in node1["command"]
+    assert node1["command"][:2] == ["python3", "/workspace/.kft/launch.py"]
+    assert node1["env"]["PET_NODE_RANK"] == "1"
+    native = request["engine_requests"][1]  # exactly what docker-py's containers.create receives
+    assert native["device_requests"] == [
+        {"Driver": "", "Count": 2, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}
+    ]
+    assert native["nano_cpus"] == 2_000_000_000 and native["mem_limit"] == 4 * 2**30
+    small = CustomTrainer(func=counter, func_args={"n": 1}, resources_per_node={"memory": "1Gi"})
+    assert client.dry_run(trainer=small).request["containers"][0]["shm_size"] == 2**29  # half the memory
+    assert not any(n.startswith("kft-render") for n in engine_objects()[0])  # a dry run creates nothing
+
+
+def test_packages_are_installed_into_the_container(client):
+    name = client.train(trainer=CustomTrainer(func=six_job, packages_to_install=["six"]))
+    job = client.wait_for_job_status(name, timeout=300, polling_interval=0.5)
+    assert job.status == "Complete"
+    assert any(line.startswith("SIX ") for line in client.get_job_logs(name))
+    client.delete_job(name)
+
+
+def six_job() -> None:
+    import six
+
+    print("SIX", six.__version__, flush=True)
+
+
+def test_unreachable_engine_is_backend_unavailable():
+    from kubeflow_trainer import BackendUnavailableError
+
+    dead = DockerBackendConfig(host="unix:///nonexistent/docker.sock", image=TEST_IMAGE)
+    c = TrainerClient(dead)
+    for call in (
+        lambda: c.list_jobs(),
+        lambda: c.get_job("x"),
+        lambda: c.train(trainer=CustomTrainer(func=counter, func_args={"n": 1})),
+    ):
+        with pytest.raises(BackendUnavailableError, match="cannot reach the Docker engine"):
+            call()
+
+
+def test_wait_is_prompt_after_failure(client):
+    name = client.train(trainer=CustomTrainer(func=counter, func_args={"n": "x"}))  # TypeError in the job
+    started = time.monotonic()
+    with pytest.raises(JobFailedError):
+        client.wait_for_job_status(name, timeout=120, polling_interval=2)
+    assert time.monotonic() - started < 60
+    client.delete_job(name)
