@@ -151,7 +151,7 @@ def test_unreachable_engine_is_backend_unavailable():
     dead = DockerBackendConfig(host="unix:///nonexistent/docker.sock", image=TEST_IMAGE)
     c = TrainerClient(dead)
     for call in (
-        lambda: c.list_jobs(),
+        c.list_jobs,
         lambda: c.get_job("x"),
         lambda: c.train(trainer=CustomTrainer(func=counter, func_args={"n": 1})),
     ):
