@@ -17,6 +17,8 @@ os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
 ROOT = Path(__file__).parent
 CORE = ROOT / "packages" / "trainer-core"
 LOCAL = ROOT / "packages" / "trainer-backend-local"
+DOCKER = ROOT / "packages" / "trainer-backend-docker"
+PODMAN = ROOT / "packages" / "trainer-backend-podman"
 EXAMPLE = ROOT / "tests" / "example-plugin"
 BACKENDS = ["trainer-backend-k8s", "trainer-backend-local", "trainer-backend-docker", "trainer-backend-podman"]
 PYTEST = ["pytest", "-ra", "-p", "no:cacheprovider"]
@@ -36,6 +38,27 @@ def local(session: nox.Session) -> None:
     session.run(*PYTEST, str(LOCAL / "tests"), *session.posargs)
 
 
+@nox.session
+def docker(session: nox.Session) -> None:
+    """The Docker backend against the real engine (scripts/containers/ sets it up): kit + e2e tests."""
+    session.install("-e", f"{CORE}[testing]", "-e", str(DOCKER))
+    session.run(*PYTEST, str(DOCKER / "tests"), *session.posargs)
+
+
+@nox.session
+def podman(session: nox.Session) -> None:
+    """The Podman backend against the real Podman service (scripts/containers/ sets it up): the kit."""
+    session.install("-e", f"{CORE}[testing]", "-e", str(PODMAN))
+    session.run(*PYTEST, str(PODMAN / "tests"), *session.posargs)
+
+
+@nox.session
+def e2e(session: nox.Session) -> None:
+    """End-to-end suites: container backends on both engines, one script on local/docker/podman."""
+    session.install("-e", f"{CORE}[testing]", "-e", str(LOCAL), "-e", str(DOCKER), "-e", str(PODMAN))
+    session.run(*PYTEST, str(ROOT / "tests" / "e2e"), *session.posargs)
+
+
 @nox.session(name="example_plugin")
 def example_plugin(session: nox.Session) -> None:
     """The third-party example backend, pip-installed from its folder, passes the kit."""
@@ -47,7 +70,7 @@ def example_plugin(session: nox.Session) -> None:
 @nox.session
 def conformance(session: nox.Session) -> None:
     """The kit over every installed backend (built-in and third-party) at once."""
-    session.install("-e", f"{CORE}[testing]", "-e", str(LOCAL), str(EXAMPLE))
+    session.install("-e", f"{CORE}[testing]", "-e", str(LOCAL), "-e", str(DOCKER), "-e", str(PODMAN), str(EXAMPLE))
     session.run(*PYTEST, str(ROOT / "tests" / "conformance"), *session.posargs)
 
 
@@ -61,9 +84,22 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on core and the local backend."""
-    session.install("mypy", "pytest", "types-psutil", "-e", str(CORE), "-e", str(LOCAL))
-    session.run("mypy", str(CORE / "src"), str(LOCAL / "src"))
+    """mypy --strict on core and the local, docker and podman backends."""
+    session.install(
+        "mypy",
+        "pytest",
+        "types-psutil",
+        "types-requests",
+        "-e",
+        str(CORE),
+        "-e",
+        str(LOCAL),
+        "-e",
+        str(DOCKER),
+        "-e",
+        str(PODMAN),
+    )
+    session.run("mypy", *(str(p / "src") for p in (CORE, LOCAL, DOCKER, PODMAN)))
 
 
 @nox.session

@@ -2,15 +2,19 @@
 # Second command of the README (and what CI runs): install what the tests need, then run every nox
 # session. Exits non-zero when anything fails.
 #
-# Today the suite needs Python and network access to a package index (torch for the local backend's job
-# environments, cached under ${XDG_CACHE_HOME:-~/.cache}/kubeflow-trainer/envs, outside the clone).
-# The Docker/Podman engines and the Kubernetes control plane are set up here as their backends land
-# (scripts/containers/, scripts/k8s/).
+# Needs root (it installs Debian packages and starts dockerd), network access to a package index (torch for
+# the local backend's job environments, cached under ${XDG_CACHE_HOME:-~/.cache}/kubeflow-trainer/envs) and
+# Debian's archive (the test image, cached under ~/.cache/kubeflow-trainer-tests). The Kubernetes control
+# plane (scripts/k8s/) is added here when its backend lands.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "nox>=2024.4" "uv>=0.5"
-sessions=(lint typecheck core example_plugin local conformance packaging benchmarks)
+# The Docker engine, Podman's REST service (project-owned config, /etc untouched) and the locally built
+# torch test image in both (no registry is needed; cached by content).
+eval "$(scripts/containers/setup-engines.sh all)"
+scripts/containers/build-test-image.sh all >/dev/null
+sessions=(lint typecheck core example_plugin local docker podman e2e conformance packaging benchmarks)
 .venv/bin/nox --no-color -s "${sessions[@]}"

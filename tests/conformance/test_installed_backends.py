@@ -31,9 +31,25 @@ def _example(tmp_path: Any) -> Any:
     return SubprocessBackendConfig(state_dir=str(tmp_path / "state"))
 
 
+def _docker(_tmp_path: Any) -> Any:
+    from kubeflow_trainer_docker import DockerBackendConfig
+
+    image = os.environ.get("KFT_TEST_IMAGE", "localhost/kubeflow-trainer-test/torch:cpu")
+    return DockerBackendConfig(image=image, pull_policy="Never", stop_timeout=2)
+
+
+def _podman(_tmp_path: Any) -> Any:
+    from kubeflow_trainer_podman import PodmanBackendConfig
+
+    image = os.environ.get("KFT_TEST_IMAGE", "localhost/kubeflow-trainer-test/torch:cpu")
+    return PodmanBackendConfig(image=image, pull_policy="Never", stop_timeout=2)
+
+
 SETTINGS: dict[str, tuple[Callable[[Any], Any], dict[str, Any]]] = {
     "local": (_local, {"torch_available": True}),
     "subprocess-example": (_example, {"torch_available": False}),
+    "docker": (_docker, {"torch_available": True}),
+    "podman": (_podman, {"torch_available": True}),
 }
 
 INSTALLED = available_backends()
@@ -60,5 +76,5 @@ for _name in INSTALLED:
 
 
 def test_some_backend_is_installed() -> None:
-    """The session installs at least the local and example backends: an empty run must fail, not pass."""
-    assert {"local", "subprocess-example"} <= set(available_backends())
+    """The session installs the local, docker, podman and example backends: an empty run must fail, not pass."""
+    assert {"local", "docker", "podman", "subprocess-example"} <= set(available_backends())

@@ -1,15 +1,16 @@
-"""Docker backend behaviour beyond the kit, against the real engine and the locally built torch image."""
+"""Container backends beyond the kit, on the real Docker engine and the real Podman service, with the locally
+built torch image. Every test runs on both engines: the shared backend must behave the same."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
 import time
 
-import docker
 import pytest
-from conftest import TEST_IMAGE
+from conftest import cli, config_for, engine_objects
 
 from kubeflow_trainer import (
     AlreadyExistsError,
@@ -19,9 +20,6 @@ from kubeflow_trainer import (
     Name,
     TrainerClient,
 )
-from kubeflow_trainer_docker import DockerBackendConfig
-
-LABEL = "trainer.kubeflow.org/trainjob-name"
 
 
 def sleeper(seconds: float) -> None:
@@ -40,29 +38,20 @@ def counter(n: int) -> None:
         time.sleep(0.5)
 
 
-def engine_objects() -> tuple[set[str], set[str], set[str]]:
-    """Every container, network and volume the SDK created on the engine (by label)."""
-    client = docker.from_env()
-    flt = {"label": [LABEL]}
-    return (
-        {c.name for c in client.containers.list(all=True, filters=flt)},
-        {n.name for n in client.networks.list(filters=flt)},
-        {v.name for v in client.volumes.list(filters=flt)},
-    )
-
-
 @pytest.fixture
-def client(docker_config):
-    with TrainerClient(docker_config) as c:
+def client(engine):
+    with TrainerClient(config_for(engine)) as c:
         yield c
 
 
-def test_second_process_lists_streams_and_deletes(client):
+def test_second_process_lists_streams_and_deletes(client, engine):
     name = client.train(trainer=CustomTrainer(func=counter, func_args={"n": 6}), options=[Name("kft-second")])
     script = textwrap.dedent(f"""
         from kubeflow_trainer import TrainerClient
-        from kubeflow_trainer_docker import DockerBackendConfig
-        c = TrainerClient(DockerBackendConfig(image={TEST_IMAGE!r}, pull_policy="Never"))
+        import sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from conftest import config_for
+        c = TrainerClient(config_for({engine!r}))
         assert {name!r} in [j.name for j in c.list_jobs()]
         lines = [l for l in c.get_job_logs({name!r}, follow=True) if l.startswith("COUNT")]
         print("LINES", len(lines))
@@ -73,31 +62,31 @@ def test_second_process_lists_streams_and_deletes(client):
     out = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "LINES 6" in out.stdout and "STATUS Complete" in out.stdout and "DELETED" in out.stdout
-    containers, networks, volumes = engine_objects()
+    containers, networks, volumes = engine_objects(engine)
     assert not any(n.startswith(name) for n in containers)
     assert f"kft-{name}" not in networks and f"kft-{name}" not in volumes
 
 
-def test_killing_one_node_fails_the_job_and_stops_the_other(client):
+def test_killing_one_node_fails_the_job_and_stops_the_other(client, engine):
     name = client.train(trainer=CustomTrainer(func=sleeper, func_args={"seconds": 300}, num_nodes=2))
     client.wait_for_job_status(name, {"Running"}, timeout=120, polling_interval=0.2)
-    docker.from_env().containers.get(f"{name}-node-1").kill()
+    cli(engine, "kill", f"{name}-node-1")
     with pytest.raises(JobFailedError, match="node-1"):
         client.wait_for_job_status(name, timeout=60, polling_interval=0.2)
     job = client.get_job(name)
     node0, node1 = job.steps
     assert node1.status == "Failed" and node1.exit_code == 137
     assert node0.status == "Failed" and "node-1 failed" in (node0.message or "")
-    assert docker.from_env().containers.get(f"{name}-node-0").status == "exited"
+    assert cli(engine, "inspect", "--format", "{{.State.Status}}", f"{name}-node-0").strip() == "exited"
     client.delete_job(name)
 
 
-def test_bad_input_leaves_nothing_behind(client, docker_config):
-    before = engine_objects()
-    missing = DockerBackendConfig(image="localhost/kft/does-not-exist:1", pull_policy="IfNotPresent")
+def test_bad_input_leaves_nothing_behind(client, engine):
+    before = engine_objects(engine)
+    missing = config_for(engine, image="localhost/kft/does-not-exist:1", pull_policy="IfNotPresent")
     with pytest.raises(InvalidRequestError, match="could not be pulled"):
         TrainerClient(missing).train(trainer=CustomTrainer(func=counter, func_args={"n": 1}))
-    never = DockerBackendConfig(image="localhost/kft/does-not-exist:1", pull_policy="Never")
+    never = config_for(engine, image="localhost/kft/does-not-exist:1", pull_policy="Never")
     with pytest.raises(InvalidRequestError, match="pull_policy is Never"):
         TrainerClient(never).train(trainer=CustomTrainer(func=counter, func_args={"n": 1}))
     with pytest.raises(ValueError, match="resources_per_node"):
@@ -106,10 +95,10 @@ def test_bad_input_leaves_nothing_behind(client, docker_config):
     with pytest.raises(AlreadyExistsError):
         client.train(trainer=CustomTrainer(func=counter, func_args={"n": 1}), options=[Name("kft-dup")])
     client.delete_job(name)
-    assert engine_objects() == before
+    assert engine_objects(engine) == before
 
 
-def test_dry_run_renders_limits_shm_and_gpu_requests(client):
+def test_dry_run_renders_limits_shm_and_gpu_requests(client, engine):
     trainer = CustomTrainer(
         func=counter, func_args={"n": 1}, num_nodes=2, resources_per_node={"cpu": 2, "memory": "4Gi", "gpu": 2}
     )
@@ -121,14 +110,20 @@ def test_dry_run_renders_limits_shm_and_gpu_requests(client):
     assert "--master-addr=kft-render-node-0" in node1["command"]
     assert node1["command"][:2] == ["python3", "/workspace/.kft/launch.py"]
     assert node1["env"]["PET_NODE_RANK"] == "1"
-    native = request["engine_requests"][1]  # exactly what docker-py's containers.create receives
-    assert native["device_requests"] == [
-        {"Driver": "", "Count": 2, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}
-    ]
-    assert native["nano_cpus"] == 2_000_000_000 and native["mem_limit"] == 4 * 2**30
+    native = request["engine_requests"][1]  # exactly what the SDK's containers.create receives
+    if engine == "docker":
+        assert native["device_requests"] == [
+            {"Driver": "", "Count": 2, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}
+        ]
+        assert native["nano_cpus"] == 2_000_000_000
+    else:  # Podman: GPUs through CDI, CPU as quota/period
+        assert native["devices"] == ["nvidia.com/gpu=0", "nvidia.com/gpu=1"]
+        assert native["cpu_quota"] == 2 * native["cpu_period"]
+        assert native["networks"] == {"kft-kft-render": {}}
+    assert native["mem_limit"] == 4 * 2**30
     small = CustomTrainer(func=counter, func_args={"n": 1}, resources_per_node={"memory": "1Gi"})
     assert client.dry_run(trainer=small).request["containers"][0]["shm_size"] == 2**29  # half the memory
-    assert not any(n.startswith("kft-render") for n in engine_objects()[0])  # a dry run creates nothing
+    assert not any(n.startswith("kft-render") for n in engine_objects(engine)[0])  # a dry run creates nothing
 
 
 def test_packages_are_installed_into_the_container(client):
@@ -145,17 +140,17 @@ def six_job() -> None:
     print("SIX", six.__version__, flush=True)
 
 
-def test_unreachable_engine_is_backend_unavailable():
+def test_unreachable_engine_is_backend_unavailable(engine):
     from kubeflow_trainer import BackendUnavailableError
 
-    dead = DockerBackendConfig(host="unix:///nonexistent/docker.sock", image=TEST_IMAGE)
+    dead = config_for(engine, host="unix:///nonexistent/engine.sock")
     c = TrainerClient(dead)
     for call in (
         c.list_jobs,
         lambda: c.get_job("x"),
         lambda: c.train(trainer=CustomTrainer(func=counter, func_args={"n": 1})),
     ):
-        with pytest.raises(BackendUnavailableError, match="cannot reach the Docker engine"):
+        with pytest.raises(BackendUnavailableError, match=r"cannot reach the (Docker engine|Podman service)"):
             call()
 
 

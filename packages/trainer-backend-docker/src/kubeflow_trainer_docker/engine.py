@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import functools
-import io
-import re
-import tarfile
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -17,23 +13,11 @@ import requests.exceptions
 from docker.types import DeviceRequest
 
 from kubeflow_trainer.containers import ContainerEngine, ContainerInfo, ContainerSpec, EngineEvent
+from kubeflow_trainer.containers.engine import label_filters, parse_time, tar_files
 from kubeflow_trainer.errors import BackendError, BackendUnavailableError
 from kubeflow_trainer_docker.config import DockerBackendConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
-_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$")
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """Docker's RFC 3339 timestamps (nanoseconds, ``Z``) as aware datetimes; None for the zero time."""
-    if not value or value.startswith("0001-01-01"):
-        return None
-    match = _TIME.match(value)
-    if not match:
-        return None
-    frac = (match.group(2) or ".0")[:7]
-    tz = match.group(3) or "Z"
-    return datetime.fromisoformat(match.group(1) + frac + ("+00:00" if tz == "Z" else tz))
 
 
 def translate_errors(func: F) -> F:
@@ -153,20 +137,7 @@ class DockerEngine(ContainerEngine):
 
     @translate_errors
     def put_files(self, container: str, directory: str, files: dict[str, str]) -> None:
-        buf = io.BytesIO()
-        now = time.time()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            dirs = sorted({"/".join(p.split("/")[:i]) for p in files for i in range(1, p.count("/") + 1)})
-            for d in dirs:
-                info = tarfile.TarInfo(d)
-                info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, now
-                tar.addfile(info)
-            for path, content in files.items():
-                data = content.encode()
-                info = tarfile.TarInfo(path)
-                info.size, info.mode, info.mtime = len(data), 0o644, now
-                tar.addfile(info, io.BytesIO(data))
-        if not self.client.containers.get(container).put_archive(directory, buf.getvalue()):
+        if not self.client.containers.get(container).put_archive(directory, tar_files(files)):
             raise BackendError(f"could not copy the job's files into {directory}")
 
     @translate_errors
@@ -175,7 +146,7 @@ class DockerEngine(ContainerEngine):
 
     @translate_errors
     def list_containers(self, labels: dict[str, str]) -> list[ContainerInfo]:
-        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        filters = label_filters(labels)
         out = []
         for c in self.client.containers.list(all=True, filters=filters, ignore_removed=True):
             state = c.attrs.get("State", {})
@@ -224,12 +195,12 @@ class DockerEngine(ContainerEngine):
 
     @translate_errors
     def list_networks(self, labels: dict[str, str]) -> list[str]:
-        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        filters = label_filters(labels)
         return [n.name for n in self.client.networks.list(filters=filters)]
 
     @translate_errors
     def list_volumes(self, labels: dict[str, str]) -> list[str]:
-        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        filters = label_filters(labels)
         return [v.name for v in self.client.volumes.list(filters=filters)]
 
     def logs(self, container: str, follow: bool) -> Iterator[bytes]:
@@ -246,7 +217,7 @@ class DockerEngine(ContainerEngine):
 
     @translate_errors
     def events(self, labels: dict[str, str], since: datetime, until: datetime) -> list[EngineEvent]:
-        filters = {"type": "container", "label": [f"{k}={v}" for k, v in labels.items()]}
+        filters = {"type": "container", **label_filters(labels)}
         out = []
         stream = self.client.events(
             since=int(since.timestamp()), until=int(until.timestamp()) + 1, filters=filters, decode=True

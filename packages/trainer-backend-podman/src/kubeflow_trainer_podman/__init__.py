@@ -1,1 +1,5 @@
-"""The podman backend of the Kubeflow Trainer SDK: not implemented yet (registers no backend)."""
+"""Podman backend for the Kubeflow Trainer SDK (``TrainerClient(backend="podman")``)."""
+
+from kubeflow_trainer_podman.config import PodmanBackendConfig
+
+__all__ = ["PodmanBackendConfig"]

@@ -8,6 +8,7 @@ Docker and Podman supply their engine and config.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from importlib import resources
@@ -29,6 +30,8 @@ from kubeflow_trainer.rendezvous import DEFAULT_MASTER_PORT
 from kubeflow_trainer.resources import parse_quantity
 from kubeflow_trainer.types import Event, Runtime, Step, TrainJob
 
+IMAGE_ENV = "KUBEFLOW_TRAINER_IMAGE"
+PULL_POLICY_ENV = "KUBEFLOW_TRAINER_PULL_POLICY"
 WORKSPACE = "/workspace"
 LAUNCHER = ".kft/launch.py"
 PULL_POLICIES = ("IfNotPresent", "Always", "Never")
@@ -38,9 +41,10 @@ class ContainerBackendConfig(BackendConfig):
     """Settings shared by the Docker and Podman backends.
 
     Args:
-        pull_policy: ``IfNotPresent`` (default), ``Always`` or ``Never`` (case-insensitive).
-        image: Image used when neither the trainer nor ``image_overrides`` names one (instead of the
-            runtime's image).
+        pull_policy: ``IfNotPresent`` (default), ``Always`` or ``Never`` (case-insensitive). Default from
+            ``KUBEFLOW_TRAINER_PULL_POLICY``.
+        image: Image used when the trainer names none, instead of the runtime's image. Default from
+            ``KUBEFLOW_TRAINER_IMAGE``, so one script runs unchanged on every backend.
         auto_remove: ``delete_job`` also removes the job's workspace volume (default). False keeps it.
         label_prefix: Prefix of the labels that record jobs on containers, networks and volumes.
         network_prefix: Prefix of the per-job network and volume names.
@@ -48,8 +52,10 @@ class ContainerBackendConfig(BackendConfig):
         stop_timeout: Seconds a node gets between SIGTERM and SIGKILL when stopped.
     """
 
-    pull_policy: Literal["IfNotPresent", "Always", "Never"] = "IfNotPresent"
-    image: str | None = None
+    pull_policy: Literal["IfNotPresent", "Always", "Never"] = Field(
+        default_factory=lambda: os.environ.get(PULL_POLICY_ENV) or "IfNotPresent", validate_default=True
+    )
+    image: str | None = Field(default_factory=lambda: os.environ.get(IMAGE_ENV) or None)
     auto_remove: bool = True
     label_prefix: str = "trainer.kubeflow.org"
     network_prefix: str = "kft-"
@@ -231,13 +237,16 @@ class ContainerBackend(Backend):
                 f"build or load it first, or use pull_policy='IfNotPresent'"
             )
         if policy == "Always" or (policy == "IfNotPresent" and not present):
+            problem = ""
             try:
                 self.engine.pull_image(image)
             except BackendError as exc:
+                problem = str(exc)
+            if problem or not self.engine.image_exists(image):  # some engines report a failed pull as success
                 raise InvalidRequestError(
                     f"image {image!r} is not present on the {self.engine.name} engine and could not be pulled "
-                    f"({exc}); build or load it locally, or fix the image name"
-                ) from exc
+                    f"({problem or 'the pull produced no image'}); build or load it locally, or fix the image name"
+                )
 
     # Reading jobs -----------------------------------------------------------------------------------
     def _containers(self, name: str) -> list[ContainerInfo]:

@@ -9,10 +9,50 @@ reached and :class:`~kubeflow_trainer.errors.BackendError` for other engine fail
 from __future__ import annotations
 
 import abc
+import io
+import re
+import tarfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An engine's RFC 3339 timestamp (nanoseconds, ``Z``) as an aware datetime; None for the zero time."""
+    if not value or value.startswith("0001-01-01"):
+        return None
+    match = _TIME.match(value)
+    if not match:
+        return None
+    frac = (match.group(2) or ".0")[:7]
+    tz = match.group(3) or "Z"
+    return datetime.fromisoformat(match.group(1) + frac + ("+00:00" if tz == "Z" else tz))
+
+
+def tar_files(files: dict[str, str]) -> bytes:
+    """A tar archive of text files (relative path -> content), with their parent directories."""
+    buf = io.BytesIO()
+    now = time.time()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for directory in sorted({"/".join(p.split("/")[:i]) for p in files for i in range(1, p.count("/") + 1)}):
+            info = tarfile.TarInfo(directory)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, now
+            tar.addfile(info)
+        for path, content in files.items():
+            data = content.encode()
+            info = tarfile.TarInfo(path)
+            info.size, info.mode, info.mtime = len(data), 0o644, now
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def label_filters(labels: dict[str, str]) -> dict[str, list[str]]:
+    """The ``label`` filter both engines' list APIs take."""
+    return {"label": [f"{k}={v}" for k, v in labels.items()]}
 
 
 @dataclass

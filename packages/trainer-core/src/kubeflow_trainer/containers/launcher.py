@@ -13,7 +13,7 @@ import sys
 PIP_FAILED = 97
 
 
-def main(argv):
+def main(argv: "list[str]") -> int:
     packages = json.loads(os.environ.get("KFT_PACKAGES") or "[]")
     if packages:
         pip_args = json.loads(os.environ.get("KFT_PIP_ARGS") or "[]")

@@ -1,0 +1,242 @@
+"""The Podman engine for the shared container backend, on podman-py against Podman's REST service."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import podman.errors
+import requests.exceptions
+from podman import PodmanClient
+
+from kubeflow_trainer.containers import ContainerEngine, ContainerInfo, ContainerSpec, EngineEvent
+from kubeflow_trainer.containers.engine import parse_time, tar_files
+from kubeflow_trainer.errors import BackendError, BackendUnavailableError
+from kubeflow_trainer_podman.config import PodmanBackendConfig
+
+F = TypeVar("F", bound=Callable[..., Any])
+CPU_PERIOD = 100_000
+
+
+def translate_errors(func: F) -> F:
+    """Engine failures become the SDK's errors: unreachable -> BackendUnavailableError, else BackendError."""
+
+    @functools.wraps(func)
+    def wrapper(self: PodmanEngine, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(self, *args, **kwargs)
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise self.unavailable(exc) from exc
+        except podman.errors.APIError as exc:
+            if exc.response is None:  # no HTTP answer at all: the socket is not there or refuses connections
+                raise self.unavailable(exc) from exc
+            raise BackendError(f"the Podman service refused {func.__name__}: {exc.explanation or exc}") from exc
+        except podman.errors.PodmanError as exc:
+            raise self.unavailable(exc) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _ts(value: Any) -> datetime | None:
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, timezone.utc) if value > 0 else None
+    return parse_time(value) if isinstance(value, str) else None
+
+
+class PodmanEngine(ContainerEngine):
+    """podman-py against ``config.host``."""
+
+    name = "podman"
+
+    def __init__(self, config: PodmanBackendConfig) -> None:
+        self.config = config
+        self._client: PodmanClient | None = None
+
+    def unavailable(self, exc: Exception) -> BackendUnavailableError:
+        return BackendUnavailableError(
+            f"cannot reach the Podman service at {self.config.host}: {exc}. Start it with "
+            f"`podman system service --time=0 {self.config.host}`, or set CONTAINER_HOST / "
+            "PodmanBackendConfig(host=...)."
+        )
+
+    @property
+    def client(self) -> PodmanClient:
+        if self._client is None:
+            self._client = PodmanClient(base_url=self.config.host, timeout=self.config.timeout)
+        return self._client
+
+    @translate_errors
+    def ping(self) -> None:
+        if not self.client.ping():
+            raise self.unavailable(RuntimeError("ping failed"))
+
+    @translate_errors
+    def image_exists(self, image: str) -> bool:
+        return bool(self.client.images.exists(image))
+
+    @translate_errors
+    def pull_image(self, image: str) -> None:
+        try:
+            self.client.images.pull(image)
+        except podman.errors.APIError as exc:
+            raise BackendError(str(exc.explanation or exc)) from exc
+
+    @translate_errors
+    def create_network(self, name: str, labels: dict[str, str]) -> None:
+        # DNS must be on for node 0 to be reachable by its container name (podman-py's default is off).
+        self.client.networks.create(name, dns_enabled=True, labels=labels)
+
+    @translate_errors
+    def create_volume(self, name: str, labels: dict[str, str]) -> None:
+        self.client.volumes.create(name=name, labels=labels)
+
+    def native_request(self, spec: ContainerSpec) -> dict[str, Any]:
+        """The keyword arguments of podman-py's ``containers.create`` for ``spec`` (image included)."""
+        kwargs: dict[str, Any] = {
+            "image": spec.image,
+            "name": spec.name,
+            "hostname": spec.hostname,
+            "labels": spec.labels,
+            "environment": spec.env,
+            "networks": {spec.network: {}},
+            "volumes": {vol: {"bind": path, "mode": "rw"} for vol, path in spec.volumes.items()},
+            "working_dir": spec.working_dir,
+        }
+        if spec.command:
+            kwargs["command"] = spec.command
+        if spec.cpu:
+            kwargs["cpu_period"] = CPU_PERIOD
+            kwargs["cpu_quota"] = int(spec.cpu * CPU_PERIOD)
+        if spec.memory:
+            kwargs["mem_limit"] = spec.memory
+        if spec.shm_size:
+            kwargs["shm_size"] = spec.shm_size
+        if spec.gpus:
+            kwargs["devices"] = [f"nvidia.com/gpu={i}" for i in range(spec.gpus)]  # CDI device names
+        if self.config.ulimits:
+            kwargs["ulimits"] = [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in self.config.ulimits]
+        return kwargs
+
+    @translate_errors
+    def create_container(self, spec: ContainerSpec) -> str:
+        kwargs = self.native_request(spec)
+        container = self.client.containers.create(kwargs.pop("image"), **kwargs)
+        return str(container.id)
+
+    @translate_errors
+    def put_files(self, container: str, directory: str, files: dict[str, str]) -> None:
+        if not self.client.containers.get(container).put_archive(directory, tar_files(files)):
+            raise BackendError(f"could not copy the job's files into {directory}")
+
+    @translate_errors
+    def start_container(self, container: str) -> None:
+        self.client.containers.get(container).start()
+
+    @translate_errors
+    def list_containers(self, labels: dict[str, str]) -> list[ContainerInfo]:
+        out = []
+        # Label filters sent by podman-py 5.x match nothing on Podman 4.3 (podman-py #542): filter here.
+        for c in self.client.containers.list(all=True):
+            if any((c.labels or {}).get(k) != v for k, v in labels.items()):
+                continue
+            try:
+                c.reload()  # the list summary lacks exit codes and times in the inspect shape
+            except podman.errors.NotFound:
+                continue
+            state = c.attrs.get("State", {})
+            out.append(
+                ContainerInfo(
+                    id=c.id,
+                    name=c.name,
+                    labels=c.labels,
+                    state=str(state.get("Status", c.status)),
+                    exit_code=state.get("ExitCode"),
+                    created=_ts(c.attrs.get("Created")) or datetime.now(timezone.utc),
+                    started_at=_ts(state.get("StartedAt")),
+                    finished_at=_ts(state.get("FinishedAt")),
+                    error=state.get("Error") or None,
+                )
+            )
+        return out
+
+    @translate_errors
+    def stop_container(self, container: str, timeout: float) -> None:
+        try:
+            self.client.containers.get(container).stop(timeout=int(timeout))
+        except podman.errors.NotFound:
+            pass
+
+    @translate_errors
+    def remove_container(self, container: str) -> None:
+        try:
+            self.client.containers.get(container).remove(force=True, v=False)
+        except podman.errors.NotFound:
+            pass
+
+    @translate_errors
+    def remove_network(self, name: str) -> None:
+        try:
+            self.client.networks.get(name).remove(force=True)
+        except podman.errors.NotFound:
+            pass
+
+    @translate_errors
+    def remove_volume(self, name: str) -> None:
+        try:
+            self.client.volumes.get(name).remove(force=True)
+        except podman.errors.NotFound:
+            pass
+
+    @translate_errors
+    def list_networks(self, labels: dict[str, str]) -> list[str]:
+        nets = self.client.networks.list()
+        return [n.name for n in nets if all((n.attrs.get("labels") or {}).get(k) == v for k, v in labels.items())]
+
+    @translate_errors
+    def list_volumes(self, labels: dict[str, str]) -> list[str]:
+        vols = self.client.volumes.list()
+        return [v.name for v in vols if all((v.attrs.get("Labels") or {}).get(k) == v2 for k, v2 in labels.items())]
+
+    def logs(self, container: str, follow: bool) -> Iterator[bytes]:
+        try:
+            ctr = self.client.containers.get(container)
+            if not follow:
+                data = ctr.logs(stdout=True, stderr=True)
+                yield data if isinstance(data, bytes) else b"".join(data)
+                return
+            for chunk in ctr.logs(stdout=True, stderr=True, stream=True, follow=True):
+                yield chunk if isinstance(chunk, bytes) else bytes([chunk])
+        except podman.errors.NotFound:
+            return
+        except (requests.exceptions.ConnectionError, podman.errors.PodmanError) as exc:
+            raise self.unavailable(exc) from exc
+
+    @translate_errors
+    def events(self, labels: dict[str, str], since: datetime, until: datetime) -> list[EngineEvent]:
+        out = []
+        stream = self.client.events(  # type: ignore[no-untyped-call]
+            since=int(since.timestamp()), until=int(until.timestamp()) + 1, filters={"type": "container"}, decode=True
+        )
+        for ev in stream:
+            attrs = dict(ev.get("Actor", {}).get("Attributes", {}))
+            if any(attrs.get(k) != v for k, v in labels.items()):  # labels travel as attributes; see list_containers
+                continue
+            if "containerExitCode" in attrs:
+                attrs["exitCode"] = attrs["containerExitCode"]
+            nanos = ev.get("timeNano") or int(ev.get("time", 0)) * 10**9
+            out.append(
+                EngineEvent(
+                    time=datetime.fromtimestamp(nanos / 1e9, timezone.utc),
+                    container=attrs.get("name", ""),
+                    action=str(ev.get("Action") or ev.get("status", "")),
+                    attributes={k: v for k, v in attrs.items() if "/" not in k},
+                )
+            )
+        return out
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()  # type: ignore[no-untyped-call]
+            self._client = None

@@ -1,0 +1,45 @@
+"""Entry-point module of the Podman backend: registers it, imports no Podman SDK."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kubeflow_trainer import Backend, BackendSpec, Capability, hookimpl
+from kubeflow_trainer_podman.config import PodmanBackendConfig
+
+CAPABILITIES = frozenset(
+    {
+        Capability.MULTI_NODE,
+        Capability.MULTI_PROCESS,
+        Capability.GPU,
+        Capability.CPU_LIMIT,
+        Capability.MEMORY_LIMIT,
+        Capability.IMAGE,
+        Capability.CONTAINER_TRAINER,
+        Capability.PACKAGES,
+        Capability.LABELS,
+        Capability.ANNOTATIONS,
+        Capability.EVENTS,
+        Capability.PERSISTENCE,
+    }
+)
+
+
+def _factory(config: PodmanBackendConfig) -> Backend:
+    from kubeflow_trainer.containers import ContainerBackend
+    from kubeflow_trainer_podman.engine import PodmanEngine
+
+    return ContainerBackend(config, PodmanEngine(config))
+
+
+@hookimpl
+def trainer_register_backends(register: Callable[[BackendSpec], None]) -> None:
+    register(
+        BackendSpec(
+            name="podman",
+            config_class=PodmanBackendConfig,
+            factory=_factory,
+            capabilities=CAPABILITIES,
+            description="Podman containers: one per node on a per-job network (DNS on), multi-node torchrun.",
+        )
+    )

@@ -1,0 +1,36 @@
+"""One user script, unchanged, on local, docker and podman: only KUBEFLOW_TRAINER_BACKEND differs.
+
+The script is examples/quickstart.py (a 2-node gloo training loop). Container backends take the test image
+from KUBEFLOW_TRAINER_IMAGE, as a user without registry access would; Podman's socket from CONTAINER_HOST.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import PODMAN_URL, TEST_IMAGE
+
+SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "quickstart.py"
+
+
+@pytest.mark.parametrize("backend", ["local", "docker", "podman"])
+def test_quickstart_runs_unchanged(backend: str, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "KUBEFLOW_TRAINER_BACKEND": backend,
+        "KUBEFLOW_TRAINER_IMAGE": TEST_IMAGE,
+        "KUBEFLOW_TRAINER_PULL_POLICY": "Never",
+        "CONTAINER_HOST": PODMAN_URL,
+        "KUBEFLOW_TRAINER_LOCAL_STATE_DIR": str(tmp_path / "state"),
+    }
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=900, check=False
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for rank in (0, 1):
+        assert f"[node-{rank}] rank {rank}/2 epoch 2 mean loss" in out.stdout, out.stdout[-3000:]
+    assert "Complete; steps: [('node-0', 'Complete'), ('node-1', 'Complete')]" in out.stdout
