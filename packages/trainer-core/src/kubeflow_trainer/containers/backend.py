@@ -126,7 +126,8 @@ class ContainerBackend(Backend):
         resource = self._resource_name(plan.name)
         master = self.engine.master_address(f"{plan.name}-node-0")
         files = dict(plan.files)
-        if plan.trainer_kind == "custom":
+        launcher = plan.trainer_kind == "custom" and bool(plan.packages_to_install)
+        if launcher:  # installs packages_to_install, then execs torchrun; skipped (one interpreter less) otherwise
             files[LAUNCHER] = resources.files("kubeflow_trainer.containers").joinpath("launcher.py").read_text()
         shm = int(parse_quantity(self.config.shm_size, "shm_size"))
         if plan.resources.memory:
@@ -141,13 +142,11 @@ class ContainerBackend(Backend):
             rank = step.rank or 0
             env = {"PYTHONUNBUFFERED": "1", **plan.node_env(rank, master, DEFAULT_MASTER_PORT)}
             if plan.trainer_kind == "custom":
-                env["KFT_PACKAGES"] = json.dumps(plan.packages_to_install)
-                env["KFT_PIP_ARGS"] = json.dumps(pip_args)
-                command = [
-                    "python3",
-                    f"{WORKSPACE}/{LAUNCHER}",
-                    *plan.node_command(rank, master, DEFAULT_MASTER_PORT, WORKSPACE),
-                ]
+                command = plan.node_command(rank, master, DEFAULT_MASTER_PORT, WORKSPACE)
+                if launcher:
+                    env["KFT_PACKAGES"] = json.dumps(plan.packages_to_install)
+                    env["KFT_PIP_ARGS"] = json.dumps(pip_args)
+                    command = ["python3", f"{WORKSPACE}/{LAUNCHER}", *command]
             else:
                 command = [*(plan.container_command or []), *(plan.container_args or [])]
             container_name = f"{plan.name}-{step.name}"
