@@ -19,6 +19,7 @@ CORE = ROOT / "packages" / "trainer-core"
 LOCAL = ROOT / "packages" / "trainer-backend-local"
 DOCKER = ROOT / "packages" / "trainer-backend-docker"
 PODMAN = ROOT / "packages" / "trainer-backend-podman"
+K8S = ROOT / "packages" / "trainer-backend-k8s"
 EXAMPLE = ROOT / "tests" / "example-plugin"
 BACKENDS = ["trainer-backend-k8s", "trainer-backend-local", "trainer-backend-docker", "trainer-backend-podman"]
 PYTEST = ["pytest", "-ra", "-p", "no:cacheprovider"]
@@ -53,6 +54,13 @@ def podman(session: nox.Session) -> None:
 
 
 @nox.session
+def k8s(session: nox.Session) -> None:
+    """The Kubernetes backend against the local control plane (scripts/k8s/: built, started, stopped here)."""
+    session.install("-e", f"{CORE}[testing]", "-e", str(K8S))
+    session.run(*PYTEST, str(K8S / "tests"), *session.posargs)
+
+
+@nox.session
 def e2e(session: nox.Session) -> None:
     """End-to-end suites: container backends on both engines, one script on local/docker/podman."""
     session.install("-e", f"{CORE}[testing]", "-e", str(LOCAL), "-e", str(DOCKER), "-e", str(PODMAN))
@@ -84,7 +92,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on core and the local, docker and podman backends."""
+    """mypy --strict on core and every backend."""
     session.install(
         "mypy",
         "pytest",

@@ -1,1 +1,5 @@
-"""The k8s backend of the Kubeflow Trainer SDK: not implemented yet (registers no backend)."""
+"""Kubernetes backend for the Kubeflow Trainer SDK (``TrainerClient()``, the default)."""
+
+from kubeflow_trainer_k8s.config import KubernetesBackendConfig
+
+__all__ = ["KubernetesBackendConfig"]

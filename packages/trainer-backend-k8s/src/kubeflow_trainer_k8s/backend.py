@@ -1,0 +1,423 @@
+"""The Kubernetes backend: TrainJobs, runtimes, pods, logs and events through the official client."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from kubeflow_trainer import (
+    AlreadyExistsError,
+    Backend,
+    BackendError,
+    BackendUnavailableError,
+    Event,
+    InvalidRequestError,
+    JobNotFoundError,
+    Runtime,
+    RuntimeNotFoundError,
+    Step,
+    StepNotFoundError,
+    TrainJob,
+)
+from kubeflow_trainer.plan import JobPlan
+from kubeflow_trainer.runtimes import RuntimeParseError, runtime_from_object
+from kubeflow_trainer.types import RuntimeKind, RuntimeTrainer, TrainerType
+from kubeflow_trainer_k8s.config import KubernetesBackendConfig
+from kubeflow_trainer_k8s.render import GROUP, VERSION, render_trainjob
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+JOBSET_LABEL = "jobset.sigs.k8s.io/jobset-name"
+RJOB_LABEL = "jobset.sigs.k8s.io/replicatedjob-name"
+INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
+SA_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+INSTALL_HINT = (
+    "Install Kubeflow Trainer on the cluster (kubectl apply --server-side -k "
+    '"https://github.com/kubeflow/trainer.git/manifests/overlays/manager?ref=v2.3.0" and the runtimes overlay)'
+)
+PHASE_TO_STATUS = {"Pending": "Created", "Running": "Running", "Succeeded": "Complete", "Failed": "Failed"}
+
+
+def api_errors(what: str) -> Callable[[F], F]:
+    """Map client errors to the SDK's: unreachable, forbidden, CRDs missing, not found, exists, invalid."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(self: KubernetesBackend, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return func(self, *args, **kwargs)
+            except ApiException as exc:
+                raise self.translate(exc, what, args[0] if args and isinstance(args[0], str) else None) from exc
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise BackendUnavailableError(
+                    f"cannot reach the Kubernetes API server at {self.host}: {exc}. Check the cluster is up and "
+                    "KUBECONFIG / KubernetesBackendConfig(config_file=..., context=...) points at it."
+                ) from exc
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+class KubernetesBackend(Backend):
+    """TrainJobs (``trainer.kubeflow.org/v1alpha1``) on a cluster with Kubeflow Trainer."""
+
+    status_poll_interval = 1.0
+
+    def __init__(self, config: KubernetesBackendConfig) -> None:
+        super().__init__(config)
+        self.config: KubernetesBackendConfig = config
+        try:
+            if config.client_configuration is not None:
+                api_client = k8s.ApiClient(config.client_configuration)
+                namespace = config.namespace or "default"
+            elif config.config_file or config.context or not os.path.exists(SA_NAMESPACE):
+                cfg = k8s.Configuration()
+                k8s_config.load_kube_config(
+                    config_file=config.config_file, context=config.context, client_configuration=cfg
+                )
+                api_client = k8s.ApiClient(cfg)
+                _, active = k8s_config.list_kube_config_contexts(config_file=config.config_file)
+                ctx = active
+                if config.context:
+                    ctx = next(
+                        c
+                        for c in k8s_config.list_kube_config_contexts(config.config_file)[0]
+                        if c["name"] == config.context
+                    )
+                namespace = config.namespace or ctx.get("context", {}).get("namespace") or "default"
+            else:
+                k8s_config.load_incluster_config()
+                api_client = k8s.ApiClient()
+                with open(SA_NAMESPACE) as fh:
+                    namespace = config.namespace or fh.read().strip()
+        except (k8s_config.ConfigException, OSError, StopIteration) as exc:
+            raise BackendUnavailableError(
+                f"no usable Kubernetes configuration ({exc}); set KUBECONFIG or "
+                "KubernetesBackendConfig(config_file=..., context=...)"
+            ) from exc
+        self.namespace = namespace
+        self.api_client = api_client
+        self.host = api_client.configuration.host
+        self.custom = k8s.CustomObjectsApi(api_client)
+        self.core = k8s.CoreV1Api(api_client)
+        self.timeout = config.request_timeout
+        self.api_calls = 0
+        """API requests made so far (the list_jobs benchmark reads it)."""
+
+    # Errors ------------------------------------------------------------------------------------------
+    def translate(self, exc: ApiException, what: str, name: str | None) -> Exception:
+        body = exc.body if isinstance(exc.body, str) else ""
+        message = body
+        try:
+            import json
+
+            message = json.loads(body).get("message", body)
+        except ValueError:
+            pass
+        if exc.status == 404 and "the server could not find the requested resource" in (message or ""):
+            return BackendError(
+                f"the Kubeflow Trainer CRDs ({GROUP}/{VERSION}) are not installed on {self.host}. {INSTALL_HINT}."
+            )
+        if exc.status == 404 and name and "trainjob" in what:
+            return JobNotFoundError(name, self.name, f"Namespace: {self.namespace}.")
+        if exc.status == 404:
+            return BackendError(f"{what}: not found: {message}")
+        if exc.status == 409:
+            return AlreadyExistsError(name or "?", self.name)
+        if exc.status in (401, 403) and ("cannot" in message or exc.status == 401):
+            return BackendError(
+                f"{what} is forbidden on {self.host}: {message}. Ask for RBAC permission for that verb and "
+                f"resource in namespace {self.namespace}."
+            )
+        if exc.status in (400, 403, 422):
+            return InvalidRequestError(f"the API server refused the {what}: {message}")
+        return BackendError(f"{what} failed ({exc.status} {exc.reason}): {message}")
+
+    def _call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        self.api_calls += 1
+        return func(*args, _request_timeout=self.timeout, **kwargs)
+
+    # Runtimes ----------------------------------------------------------------------------------------
+    @api_errors("listing training runtimes")
+    def list_runtimes(self) -> list[Runtime]:
+        found: dict[str, Runtime] = {}
+        cluster = self._call(self.custom.list_cluster_custom_object, GROUP, VERSION, "clustertrainingruntimes")
+        local = self._call(
+            self.custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace, "trainingruntimes"
+        )
+        for item in cluster.get("items", []):
+            item.setdefault("kind", "ClusterTrainingRuntime")
+        for item in local.get("items", []):
+            item.setdefault("kind", "TrainingRuntime")
+        for obj in [*cluster.get("items", []), *local.get("items", [])]:  # namespaced ones win: written last
+            try:
+                runtime = runtime_from_object(obj)
+            except RuntimeParseError as exc:
+                log.warning("skipping runtime %s: %s", obj.get("metadata", {}).get("name"), exc)
+                continue
+            found[runtime.name] = runtime
+        return sorted(found.values(), key=lambda r: r.name)
+
+    @api_errors("reading a training runtime")
+    def get_runtime(self, name: str) -> Runtime:
+        for plural, namespaced in (("trainingruntimes", True), ("clustertrainingruntimes", False)):
+            try:
+                if namespaced:
+                    obj = self._call(
+                        self.custom.get_namespaced_custom_object, GROUP, VERSION, self.namespace, plural, name
+                    )
+                else:
+                    obj = self._call(self.custom.get_cluster_custom_object, GROUP, VERSION, plural, name)
+            except ApiException as exc:
+                if exc.status == 404 and "could not find the requested resource" not in str(exc.body):
+                    continue
+                raise
+            obj.setdefault("kind", "TrainingRuntime" if namespaced else "ClusterTrainingRuntime")
+            return runtime_from_object(obj)
+        raise RuntimeNotFoundError(name, [r.name for r in self.list_runtimes()])
+
+    # Jobs --------------------------------------------------------------------------------------------
+    def render(self, plan: JobPlan) -> dict[str, Any]:
+        return render_trainjob(plan, self.namespace)
+
+    @api_errors("creation of the trainjob")
+    def submit(self, plan: JobPlan) -> None:
+        body = self.render(plan)
+        try:
+            self._call(self.custom.create_namespaced_custom_object, GROUP, VERSION, self.namespace, "trainjobs", body)
+        except ApiException as exc:
+            if exc.status == 409:
+                raise AlreadyExistsError(plan.name, self.name) from exc
+            raise
+
+    def _pods(self, selector: str) -> list[Any]:
+        return list(self._call(self.core.list_namespaced_pod, self.namespace, label_selector=selector).items)
+
+    @staticmethod
+    def _step_name(pod: Any) -> str:
+        labels = pod.metadata.labels or {}
+        rjob = labels.get(RJOB_LABEL, "")
+        if rjob in ("node", "trainer-node", "launcher"):
+            return f"node-{labels.get(INDEX_LABEL, '0')}"
+        return rjob or pod.metadata.name
+
+    def _job(self, obj: dict[str, Any], pods: list[Any], runtimes: dict[str, Runtime] | None) -> TrainJob:
+        meta, spec, status = obj["metadata"], obj.get("spec", {}), obj.get("status") or {}
+        num_nodes = int((spec.get("trainer") or {}).get("numNodes") or 1)
+        newest: dict[str, Any] = {}
+        for pod in pods:
+            step = self._step_name(pod)
+            if step not in newest or pod.metadata.creation_timestamp > newest[step].metadata.creation_timestamp:
+                newest[step] = pod
+        steps = []
+        for step, pod in sorted(newest.items(), key=lambda kv: (kv[0].startswith("node-"), kv[0])):
+            terminated = None
+            for cs in pod.status.container_statuses or []:
+                if cs.state and cs.state.terminated:
+                    terminated = cs.state.terminated
+            steps.append(
+                Step(
+                    name=step,
+                    status=PHASE_TO_STATUS.get(pod.status.phase or "", "Created"),
+                    pod_name=pod.metadata.name,
+                    exit_code=terminated.exit_code if terminated else None,
+                    message=(terminated.message or terminated.reason) if terminated and terminated.exit_code else None,
+                )
+            )
+        job_status, message = "Created", None
+        conditions = {c.get("type"): c for c in status.get("conditions", []) if c.get("status") == "True"}
+        if "Failed" in conditions:
+            job_status, message = "Failed", conditions["Failed"].get("message")
+        elif "Complete" in conditions:
+            job_status = "Complete"
+        elif not conditions.get("Suspended"):
+            nodes = [s for s in steps if s.name.startswith("node-")]
+            if len(nodes) >= num_nodes and all(s.status in ("Running", "Complete") for s in nodes):
+                job_status = "Running"
+        ref = spec.get("runtimeRef", {}).get("name", "")
+        runtime = (runtimes or {}).get(ref) or Runtime(
+            name=ref,
+            trainer=RuntimeTrainer(trainer_type=TrainerType.CUSTOM_TRAINER, framework="unknown"),
+            kind=RuntimeKind(spec.get("runtimeRef", {}).get("kind", "ClusterTrainingRuntime")),
+        )
+        return TrainJob(
+            name=meta["name"],
+            runtime=runtime,
+            steps=steps,
+            num_nodes=num_nodes,
+            creation_timestamp=_parse_ts(meta.get("creationTimestamp")),
+            status=job_status,
+            message=message,
+            backend=self.name,
+            labels=meta.get("labels") or {},
+            annotations=meta.get("annotations") or {},
+        )
+
+    @api_errors("reading the trainjob")
+    def get_job(self, name: str) -> TrainJob:
+        obj = self._call(self.custom.get_namespaced_custom_object, GROUP, VERSION, self.namespace, "trainjobs", name)
+        return self._job(obj, self._pods(f"{JOBSET_LABEL}={name}"), None)
+
+    @api_errors("listing trainjobs")
+    def list_jobs(self, runtime: Runtime | None = None) -> list[TrainJob]:
+        """Constant API cost: one TrainJob list and one pod list, whatever the number of jobs."""
+        objs = self._call(self.custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace, "trainjobs").get(
+            "items", []
+        )
+        pods: dict[str, list[Any]] = {}
+        for pod in self._pods(JOBSET_LABEL):
+            pods.setdefault((pod.metadata.labels or {}).get(JOBSET_LABEL, ""), []).append(pod)
+        jobs = [self._job(obj, pods.get(obj["metadata"]["name"], []), None) for obj in objs]
+        if runtime is not None:
+            jobs = [j for j in jobs if j.runtime is not None and j.runtime.name == runtime.name]
+        return sorted(jobs, key=lambda j: j.creation_timestamp)
+
+    @api_errors("reading the trainjob logs")
+    def get_job_logs(self, name: str, step: str = "node-0", follow: bool = False) -> Iterator[str]:
+        job = self.get_job(name)
+        known = [s.name for s in job.steps]
+        expected = {f"node-{i}" for i in range(job.num_nodes)}
+        if step not in known and not (follow and step in expected):
+            raise StepNotFoundError(name, step, known or sorted(expected))
+        return self._translated(self._logs(name, step, follow))
+
+    def _translated(self, lines: Iterator[str]) -> Iterator[str]:
+        try:
+            yield from lines
+        except ApiException as exc:
+            raise self.translate(exc, "reading the trainjob logs", None) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise BackendUnavailableError(
+                f"lost the Kubernetes API server at {self.host} while reading logs: {exc}"
+            ) from exc
+
+    def _pod_for(self, name: str, step: str) -> Any:
+        for pod in self._pods(f"{JOBSET_LABEL}={name}"):
+            if self._step_name(pod) == step:
+                return pod
+        return None
+
+    def _logs(self, name: str, step: str, follow: bool) -> Iterator[str]:
+        container = "node" if step.startswith("node-") else step
+        pod = self._pod_for(name, step)
+        if not follow:
+            if pod is None or pod.status.phase == "Pending":
+                return
+            text = self._call(self.core.read_namespaced_pod_log, pod.metadata.name, self.namespace, container=container)
+            yield from text.splitlines()
+            return
+        while pod is None or pod.status.phase == "Pending":  # a job whose pods are not running yet
+            if self.get_job(name).status in ("Complete", "Failed"):
+                return
+            time.sleep(0.5)
+            pod = self._pod_for(name, step)
+        yield from self._stream(pod.metadata.name, container)
+
+    def _stream(self, pod_name: str, container: str) -> Iterator[str]:
+        """Follow a pod's log; stop once the pod has ended and the stream went quiet (a fake kubelet such as
+        KWOK never closes it)."""
+        resp = self.core.read_namespaced_pod_log(
+            pod_name, self.namespace, container=container, follow=True, _preload_content=False
+        )
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def pump() -> None:
+            pending = b""
+            try:
+                for chunk in resp.stream(1024):
+                    pending += chunk
+                    *done, pending = pending.split(b"\n")
+                    for line in done:
+                        lines.put(line.decode(errors="replace"))
+                if pending:
+                    lines.put(pending.decode(errors="replace"))
+            except Exception:  # the connection was closed below, or dropped
+                pass
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        try:
+            while True:
+                try:
+                    line = lines.get(timeout=0.5)
+                except queue.Empty:
+                    pod = self._call(self.core.read_namespaced_pod, pod_name, self.namespace)
+                    if pod.status.phase in ("Succeeded", "Failed"):
+                        try:
+                            while (line := lines.get(timeout=0.5)) is not None:
+                                yield line
+                        except queue.Empty:
+                            pass
+                        return
+                    continue
+                if line is None:
+                    return
+                yield line
+        finally:
+            # The reader thread sits in a blocking read on this connection: shut the socket down so that it
+            # returns, then close (closing alone would wait for that read).
+            sock = getattr(getattr(resp, "connection", None), "sock", None)
+            with contextlib.suppress(Exception):
+                if sock is not None:
+                    sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(Exception):
+                resp.close()
+
+    @api_errors("reading the trainjob events")
+    def get_job_events(self, name: str) -> list[Event]:
+        job = self.get_job(name)
+        names = {name, *(s.pod_name for s in job.steps)}
+        events = []
+        for ev in self._call(self.core.list_namespaced_event, self.namespace).items:
+            obj = ev.involved_object
+            if obj.kind not in ("TrainJob", "JobSet", "Job", "Pod"):
+                continue
+            if obj.name not in names and not (obj.kind == "Job" and obj.name.startswith(f"{name}-")):
+                continue
+            when = ev.event_time or ev.last_timestamp or ev.first_timestamp or ev.metadata.creation_timestamp
+            events.append(
+                Event(
+                    involved_object_kind=obj.kind,
+                    involved_object_name=obj.name,
+                    message=ev.message or "",
+                    reason=ev.reason or "",
+                    event_time=when,
+                )
+            )
+        return sorted(events, key=lambda e: e.event_time)
+
+    @api_errors("deletion of the trainjob")
+    def delete_job(self, name: str) -> None:
+        self._call(
+            self.custom.delete_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            "trainjobs",
+            name,
+            propagation_policy="Background",
+        )
+
+    def close(self) -> None:
+        self.api_client.close()
+
+
+def _parse_ts(value: str | None) -> datetime:
+    if not value:
+        return datetime.now(timezone.utc)
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -1,0 +1,193 @@
+"""The Kubernetes backend against a real kube-apiserver with the real Trainer CRDs, webhooks and controllers,
+JobSet, kube-controller-manager, kube-scheduler and KWOK (pods run through their phases; they run no code)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from conftest import require
+
+from kubeflow_trainer import (
+    Annotations,
+    BackendUnavailableError,
+    BuiltinTrainer,
+    CustomTrainer,
+    CustomTrainerContainer,
+    HuggingFaceModelInitializer,
+    Initializer,
+    InvalidRequestError,
+    JobNotFoundError,
+    Labels,
+    LoraConfig,
+    Name,
+    Runtime,
+    RuntimeKind,
+    RuntimePatch,
+    RuntimeTrainer,
+    S3DatasetInitializer,
+    TorchTuneConfig,
+    TrainerClient,
+    TrainerType,
+)
+from kubeflow_trainer_k8s import KubernetesBackendConfig
+
+
+def train_fn(epochs: int = 1) -> None:
+    print("epochs", epochs)
+
+
+@pytest.fixture
+def client(k8s_config):
+    with TrainerClient(k8s_config) as c:
+        yield c
+
+
+def test_runtimes_come_from_the_cluster(client, plane):
+    require(plane, "runtimes")
+    names = {r.name for r in client.list_runtimes()}
+    assert {"torch-distributed", "deepspeed-distributed", "torchtune-llama3.2-1b"} <= names
+    tune = client.get_runtime("torchtune-llama3.2-1b")
+    assert (
+        tune.trainer.trainer_type == TrainerType.BUILTIN_TRAINER and tune.kind == RuntimeKind.CLUSTER_TRAINING_RUNTIME
+    )
+
+
+def test_every_trainer_type_is_accepted_by_the_real_validation(client, plane):
+    require(plane, "trainer", "webhooks", "runtimes")
+    requests = [
+        {
+            "trainer": CustomTrainer(
+                func=train_fn,
+                func_args={"epochs": 2},
+                num_nodes=2,
+                resources_per_node={"cpu": 2, "memory": "1Gi", "gpu": 1},
+                packages_to_install=["six"],
+                env={"X": "$(Y)"},
+            )
+        },
+        {
+            "trainer": CustomTrainerContainer(
+                image="example.invalid/trainer:1", command=["python3", "-m", "t"], args=["--lr", "0.1"], num_nodes=1
+            )
+        },
+        {
+            "runtime": "torchtune-llama3.2-1b",
+            "trainer": BuiltinTrainer(
+                config=TorchTuneConfig(epochs=1, batch_size=2, peft_config=LoraConfig(lora_rank=4))
+            ),
+        },
+        # initializers need a runtime with initializer jobs (the webhook checks): the torchtune ones have them
+        {
+            "runtime": "torchtune-llama3.2-1b",
+            "trainer": BuiltinTrainer(config=TorchTuneConfig(epochs=1)),
+            "initializer": Initializer(
+                dataset=S3DatasetInitializer(storage_uri="s3://bucket/ds", endpoint="http://s3"),
+                model=HuggingFaceModelInitializer(storage_uri="hf://org/model"),
+            ),
+        },
+        {
+            "trainer": CustomTrainer(func=train_fn),
+            "options": [
+                Labels(labels={"team": "ml"}),
+                Annotations(annotations={"note": "x"}),
+                RuntimePatch(patch={"template": {"metadata": {"labels": {"p": "q"}}}}, manager="example.com/tests"),
+            ],
+        },
+    ]
+    for i, kwargs in enumerate(requests):
+        options = [Name(f"accepted-{i}"), *kwargs.pop("options", [])]
+        name = client.train(options=options, **kwargs)
+        assert client.get_job(name).name == name
+        client.delete_job(name)
+
+
+def test_invalid_trainjob_is_refused_with_the_server_message(client, plane):
+    require(plane, "trainer", "webhooks")
+    ghost = Runtime(
+        name="no-such-runtime",
+        kind=RuntimeKind.CLUSTER_TRAINING_RUNTIME,
+        trainer=RuntimeTrainer(trainer_type=TrainerType.CUSTOM_TRAINER, framework="torch"),
+    )
+    with pytest.raises(InvalidRequestError, match="no-such-runtime") as info:
+        client.train(runtime=ghost, trainer=CustomTrainer(func=train_fn))
+    assert "refused" in str(info.value)
+    assert client.list_jobs() == []
+
+
+def test_two_node_job_runs_through_the_real_controllers(client, plane):
+    require(plane, "trainer", "jobset", "kube-controller-manager", "kube-scheduler", "kwok", "nodes")
+    name = client.train(trainer=CustomTrainer(func=train_fn, num_nodes=2), options=[Name("two-nodes")])
+    assert client.get_job(name).status == "Created"
+    running = client.wait_for_job_status(name, {"Running", "Complete"}, timeout=120, polling_interval=0.5)
+    lines = list(client.get_job_logs(name, step="node-1", follow=True))  # ends when the pod ends
+    assert lines and "kwok" in lines[0]
+    job = client.wait_for_job_status(name, timeout=120, polling_interval=0.5)
+    assert running.status in ("Running", "Complete")
+    assert [s.name for s in job.steps] == ["node-0", "node-1"]
+    assert all(s.status == "Complete" for s in job.steps)
+    reasons = {(e.involved_object_kind, e.reason) for e in client.get_job_events(name)}
+    assert ("Pod", "Scheduled") in reasons and ("Job", "Completed") in reasons
+    client.delete_job(name)
+    deadline = time.monotonic() + 30
+    from kubernetes import client as k8s
+    from kubernetes import config
+
+    core = k8s.CoreV1Api(config.new_client_from_config(plane["kubeconfig"]))
+    while time.monotonic() < deadline:
+        pods = core.list_namespaced_pod(
+            client.backend.namespace, label_selector=f"jobset.sigs.k8s.io/jobset-name={name}"
+        )
+        if not pods.items:
+            break
+        time.sleep(0.5)
+    assert not pods.items, "delete_job did not cascade to the pods"
+    with pytest.raises(JobNotFoundError):
+        client.get_job(name)
+
+
+def test_follow_waits_for_pending_pods(client, plane):
+    require(plane, "trainer", "jobset", "kube-controller-manager", "kube-scheduler", "kwok", "nodes")
+    name = client.train(trainer=CustomTrainer(func=train_fn))
+    lines = list(client.get_job_logs(name, follow=True))  # called at once: the pod does not exist yet
+    assert lines and "kwok" in lines[0]
+    client.delete_job(name)
+
+
+def test_list_jobs_costs_a_constant_number_of_calls(client, plane):
+    require(plane, "trainer", "webhooks")
+    costs = {}
+    for count in (1, 5):
+        while len(client.list_jobs()) < count:
+            client.train(trainer=CustomTrainer(func=train_fn))
+        before = client.backend.api_calls
+        assert len(client.list_jobs()) == count
+        costs[count] = client.backend.api_calls - before
+    assert costs[1] == costs[5] == 2
+
+
+def test_unreachable_api_server_is_backend_unavailable(plane, tmp_path):
+    cfg = tmp_path / "kubeconfig"
+    cfg.write_text(Path(plane["kubeconfig"]).read_text().replace(plane["server"], "https://127.0.0.1:1"))
+    c = TrainerClient(KubernetesBackendConfig(config_file=str(cfg), request_timeout=5))
+    with pytest.raises(BackendUnavailableError, match="cannot reach the Kubernetes API server"):
+        c.list_jobs()
+
+
+def test_the_local_quickstart_runs_unchanged_on_kubernetes(plane, namespace):
+    """examples/quickstart.py, written for the local backend, with only KUBEFLOW_TRAINER_BACKEND changed.
+    (Its TrainJob goes through the real controllers; under KWOK the pods print KWOK's log, not the loss.)"""
+    import os
+    import subprocess
+    import sys
+
+    require(plane, "trainer", "jobset", "kube-controller-manager", "kube-scheduler", "kwok", "nodes")
+    script = Path(__file__).resolve().parents[3] / "examples" / "quickstart.py"
+    env = {**os.environ, "KUBEFLOW_TRAINER_BACKEND": "kubernetes", "KUBECONFIG": plane["kubeconfig"]}
+    out = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "on kubernetes" in out.stdout
+    assert "Complete; steps: [('node-0', 'Complete'), ('node-1', 'Complete')]" in out.stdout

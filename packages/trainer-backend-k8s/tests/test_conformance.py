@@ -1,0 +1,31 @@
+"""The Kubernetes backend runs the conformance kit against the test control plane.
+
+KWOK is a fake kubelet: pods go through their phases but run no container, so checks that read what the
+training function printed, or need it to fail, cannot pass there. They are declared below as strict
+expected failures (they run, and the run fails if they start passing); on a real cluster they hold.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from kubeflow_trainer.testing import BackendConformance
+
+NO_EXECUTION = "KWOK runs no container: the function's output and exit code do not exist on the test plane"
+
+
+class TestKubernetesConformance(BackendConformance):
+    backend = "kubernetes"
+    torch_available = False
+    job_timeout = 120
+    xfail = {
+        "test_train_completes_with_args_env_and_logs": NO_EXECUTION,
+        "test_logs_follow_streams_lines_as_written": NO_EXECUTION,
+        "test_failure_raises_promptly": NO_EXECUTION,
+        "test_multi_node_environment": NO_EXECUTION,
+        "test_jobs_outlive_the_client": NO_EXECUTION,
+    }
+
+    @pytest.fixture
+    def backend_config(self, k8s_config):
+        return k8s_config

@@ -1,0 +1,98 @@
+"""TrainJob rendering, without a cluster: shipped code survives shell and $(VAR) expansion and really runs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+
+from kubeflow_trainer import (
+    ActiveDeadlineSeconds,
+    CustomTrainer,
+    Initializer,
+    Labels,
+    Name,
+    RuntimePatch,
+    S3DatasetInitializer,
+)
+from kubeflow_trainer.plan import build_plan
+from kubeflow_trainer.runtimes import builtin_runtimes
+from kubeflow_trainer_k8s.render import BOOTSTRAP, FILES_ENV, render_trainjob
+
+WEIRD = "$HOME `id` $(PATH) \"dq\" 'sq' \\"
+
+
+def show(text: str) -> None:
+    print("ARG", text)
+
+
+def plan(**kw):
+    (runtime,) = builtin_runtimes()
+    return build_plan(
+        backend="kubernetes",
+        runtime=runtime,
+        trainer=kw.pop("trainer"),
+        initializer=kw.pop("initializer", None),
+        options=kw.pop("options", None),
+    )
+
+
+def test_trainjob_fields():
+    p = plan(
+        trainer=CustomTrainer(
+            func=show,
+            func_args={"text": "x"},
+            num_nodes=2,
+            resources_per_node={"gpu": 2, "cpu": 8, "memory": "16Gi"},
+            env={"A": "$(NOT_EXPANDED)"},
+            packages_to_install=["six"],
+            pip_index_urls=["https://i.invalid/simple"],
+        ),
+        initializer=Initializer(dataset=S3DatasetInitializer(storage_uri="s3://b/d", endpoint="http://s3")),
+        options=[
+            Name("tj"),
+            Labels(labels={"team": "a"}),
+            ActiveDeadlineSeconds(seconds=60),
+            RuntimePatch(patch={"template": {"metadata": {"labels": {"x": "y"}}}}, manager="example.com/t"),
+        ],
+    )
+    tj = render_trainjob(p, "ns")
+    assert tj["metadata"]["name"] == "tj" and tj["metadata"]["namespace"] == "ns"
+    assert tj["metadata"]["labels"]["team"] == "a"
+    spec = tj["spec"]
+    assert spec["runtimeRef"] == {
+        "name": "torch-distributed",
+        "kind": "ClusterTrainingRuntime",
+        "apiGroup": "trainer.kubeflow.org",
+    }
+    trainer = spec["trainer"]
+    assert trainer["numNodes"] == 2 and trainer["numProcPerNode"] == 2
+    assert trainer["resourcesPerNode"]["limits"] == {"nvidia.com/gpu": "2", "cpu": "8", "memory": "16Gi"}
+    env = {e["name"]: e["value"] for e in trainer["env"]}
+    assert env["A"] == "$$(NOT_EXPANDED)"  # Kubernetes' escape: the container sees $(NOT_EXPANDED)
+    assert json.loads(env["KFT_PACKAGES"]) == ["six"]
+    assert trainer["command"][:2] == ["python3", "-c"] and "$" not in trainer["command"][2]
+    assert spec["initializer"]["dataset"]["storageUri"] == "s3://b/d"
+    assert {"name": "ENDPOINT", "value": "http://s3"} in spec["initializer"]["dataset"]["env"]
+    assert spec["activeDeadlineSeconds"] == 60
+    assert spec["runtimePatches"][0]["manager"] == "example.com/t"
+
+
+def test_bootstrap_runs_the_function_without_any_expansion(tmp_path):
+    """Run the pod's command for real (python instead of torchrun): the argument arrives byte for byte."""
+    p = plan(trainer=CustomTrainer(func=show, func_args={"text": WEIRD}))
+    trainer = render_trainjob(p, "ns")["spec"]["trainer"]
+    env = {e["name"]: e["value"].replace("$$", "$") for e in trainer["env"]}  # what Kubernetes hands the pod
+    files = json.loads(base64.b64decode(env[FILES_ENV]))
+    assert set(files) == {"train.py", "launch.py"}
+    out = subprocess.run(
+        [sys.executable, "-c", BOOTSTRAP, sys.executable, "{dir}/train.py"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    assert out.stdout.strip() == f"ARG {WEIRD}"
