@@ -97,6 +97,8 @@ default_ulimits = [
 
 [engine]
 runtime = "runc"
+# The default (1m) rotates the events log away in a long test run; the backends read job events from it.
+events_logfile_max_size = "200m"
 EOF
   if cmp -s "$tmp" "$KFT_CONTAINERS_CONF"; then rm -f "$tmp"; return 1; fi
   mv "$tmp" "$KFT_CONTAINERS_CONF"
