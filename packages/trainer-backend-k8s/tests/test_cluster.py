@@ -3,6 +3,7 @@ JobSet, kube-controller-manager, kube-scheduler and KWOK (pods run through their
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -191,3 +192,76 @@ def test_the_local_quickstart_runs_unchanged_on_kubernetes(plane, namespace):
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "on kubernetes" in out.stdout
     assert "Complete; steps: [('node-0', 'Complete'), ('node-1', 'Complete')]" in out.stdout
+
+
+def test_forbidden_says_which_verb_and_resource(plane, namespace, tmp_path):
+    """A real RBAC refusal: a user the API server authenticates (client cert from the plane's CA) but who
+    holds no role."""
+    import base64
+    import subprocess
+
+    from kubeflow_trainer import BackendError
+
+    pki = Path(plane["run_dir"]) / "pki"
+    key, csr, crt = tmp_path / "u.key", tmp_path / "u.csr", tmp_path / "u.crt"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(csr),
+            "-subj",
+            "/CN=kft-nobody",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(pki / "ca.crt"),
+            "-CAkey",
+            str(pki / "ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-out",
+            str(crt),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    b64 = lambda p: base64.b64encode(p.read_bytes()).decode()  # noqa: E731
+    cfg = tmp_path / "nobody.kubeconfig"
+    cfg.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "c",
+                "clusters": [
+                    {
+                        "name": "k",
+                        "cluster": {"server": plane["server"], "certificate-authority-data": b64(pki / "ca.crt")},
+                    }
+                ],
+                "users": [{"name": "u", "user": {"client-certificate-data": b64(crt), "client-key-data": b64(key)}}],
+                "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u", "namespace": namespace}}],
+            }
+        )
+    )
+    c = TrainerClient(KubernetesBackendConfig(config_file=str(cfg)))
+    with pytest.raises(BackendError, match="forbidden") as info:
+        c.list_jobs()
+    text = str(info.value)
+    assert "kft-nobody" in text and 'cannot list resource "trainjobs"' in text and namespace in text
