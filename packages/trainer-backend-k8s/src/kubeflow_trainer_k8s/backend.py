@@ -129,7 +129,8 @@ class KubernetesBackend(Backend):
             message = json.loads(body).get("message", body)
         except ValueError:
             pass
-        if exc.status == 404 and "the server could not find the requested resource" in (message or ""):
+        missing_api = ("the server could not find the requested resource", "404 page not found")
+        if exc.status == 404 and any(m in (message or "") for m in missing_api):  # the API itself is absent
             return BackendError(
                 f"the Kubeflow Trainer CRDs ({GROUP}/{VERSION}) are not installed on {self.host}. {INSTALL_HINT}."
             )
@@ -184,7 +185,9 @@ class KubernetesBackend(Backend):
                 else:
                     obj = self._call(self.custom.get_cluster_custom_object, GROUP, VERSION, plural, name)
             except ApiException as exc:
-                if exc.status == 404 and "could not find the requested resource" not in str(exc.body):
+                if exc.status == 404 and not any(
+                    m in str(exc.body) for m in ("could not find the requested", "404 page not found")
+                ):
                     continue
                 raise
             obj.setdefault("kind", "TrainingRuntime" if namespaced else "ClusterTrainingRuntime")
