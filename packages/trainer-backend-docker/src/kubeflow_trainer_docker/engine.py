@@ -13,7 +13,7 @@ import requests.exceptions
 from docker.types import DeviceRequest
 
 from kubeflow_trainer.containers import ContainerEngine, ContainerInfo, ContainerSpec, EngineEvent
-from kubeflow_trainer.containers.engine import label_filters, parse_time, tar_files
+from kubeflow_trainer.containers.engine import info_from_inspect, label_filters, tar_files
 from kubeflow_trainer.errors import BackendError, BackendUnavailableError
 from kubeflow_trainer_docker.config import DockerBackendConfig
 
@@ -149,20 +149,7 @@ class DockerEngine(ContainerEngine):
         filters = label_filters(labels)
         out = []
         for c in self.client.containers.list(all=True, filters=filters, ignore_removed=True):
-            state = c.attrs.get("State", {})
-            out.append(
-                ContainerInfo(
-                    id=c.id,
-                    name=c.name,
-                    labels=c.labels,
-                    state=state.get("Status", c.status),
-                    exit_code=state.get("ExitCode"),
-                    created=parse_time(c.attrs.get("Created")) or datetime.now(timezone.utc),
-                    started_at=parse_time(state.get("StartedAt")),
-                    finished_at=parse_time(state.get("FinishedAt")),
-                    error=state.get("Error") or None,
-                )
-            )
+            out.append(info_from_inspect(c.id, c.name, c.labels, c.attrs))
         return out
 
     @translate_errors

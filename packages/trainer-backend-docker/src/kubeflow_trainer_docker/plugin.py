@@ -4,25 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kubeflow_trainer import Backend, BackendSpec, Capability, hookimpl
+from kubeflow_trainer import Backend, BackendSpec, hookimpl
+from kubeflow_trainer.containers import CAPABILITIES as CONTAINER_CAPABILITIES
 from kubeflow_trainer_docker.config import DockerBackendConfig
 
-CAPABILITIES = frozenset(
-    {
-        Capability.MULTI_NODE,
-        Capability.MULTI_PROCESS,
-        Capability.GPU,
-        Capability.CPU_LIMIT,
-        Capability.MEMORY_LIMIT,
-        Capability.IMAGE,
-        Capability.CONTAINER_TRAINER,
-        Capability.PACKAGES,
-        Capability.LABELS,
-        Capability.ANNOTATIONS,
-        Capability.EVENTS,
-        Capability.PERSISTENCE,
-    }
-)
+CAPABILITIES = CONTAINER_CAPABILITIES
 
 
 def _factory(config: DockerBackendConfig) -> Backend:

@@ -12,7 +12,7 @@ import requests.exceptions
 from podman import PodmanClient
 
 from kubeflow_trainer.containers import ContainerEngine, ContainerInfo, ContainerSpec, EngineEvent
-from kubeflow_trainer.containers.engine import parse_time, tar_files
+from kubeflow_trainer.containers.engine import info_from_inspect, tar_files
 from kubeflow_trainer.errors import BackendError, BackendUnavailableError
 from kubeflow_trainer_podman.config import PodmanBackendConfig
 
@@ -37,12 +37,6 @@ def translate_errors(func: F) -> F:
             raise self.unavailable(exc) from exc
 
     return wrapper  # type: ignore[return-value]
-
-
-def _ts(value: Any) -> datetime | None:
-    if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, timezone.utc) if value > 0 else None
-    return parse_time(value) if isinstance(value, str) else None
 
 
 class PodmanEngine(ContainerEngine):
@@ -145,20 +139,7 @@ class PodmanEngine(ContainerEngine):
                 c.reload()  # the list summary lacks exit codes and times in the inspect shape
             except podman.errors.NotFound:
                 continue
-            state = c.attrs.get("State", {})
-            out.append(
-                ContainerInfo(
-                    id=c.id,
-                    name=c.name,
-                    labels=c.labels,
-                    state=str(state.get("Status", c.status)),
-                    exit_code=state.get("ExitCode"),
-                    created=_ts(c.attrs.get("Created")) or datetime.now(timezone.utc),
-                    started_at=_ts(state.get("StartedAt")),
-                    finished_at=_ts(state.get("FinishedAt")),
-                    error=state.get("Error") or None,
-                )
-            )
+            out.append(info_from_inspect(c.id, c.name, c.labels, c.attrs))
         return out
 
     @translate_errors

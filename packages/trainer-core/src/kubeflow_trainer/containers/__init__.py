@@ -4,10 +4,30 @@ Imports no container SDK: each engine distribution implements
 :class:`~kubeflow_trainer.containers.engine.ContainerEngine` with its own client.
 """
 
+from kubeflow_trainer.backend import Capability
 from kubeflow_trainer.containers.backend import ContainerBackend, ContainerBackendConfig
 from kubeflow_trainer.containers.engine import ContainerEngine, ContainerInfo, ContainerSpec, EngineEvent
 
+CAPABILITIES = frozenset(
+    {
+        Capability.MULTI_NODE,
+        Capability.MULTI_PROCESS,
+        Capability.GPU,
+        Capability.CPU_LIMIT,
+        Capability.MEMORY_LIMIT,
+        Capability.IMAGE,
+        Capability.CONTAINER_TRAINER,
+        Capability.PACKAGES,
+        Capability.LABELS,
+        Capability.ANNOTATIONS,
+        Capability.EVENTS,
+        Capability.PERSISTENCE,
+    }
+)
+"""What the shared container backend can do, on any engine. Not yet: initializers, deadlines, runtime patches."""
+
 __all__ = [
+    "CAPABILITIES",
     "ContainerBackend",
     "ContainerBackendConfig",
     "ContainerEngine",

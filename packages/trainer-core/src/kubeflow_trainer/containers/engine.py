@@ -15,7 +15,7 @@ import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 _TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$")
@@ -31,6 +31,29 @@ def parse_time(value: str | None) -> datetime | None:
     frac = (match.group(2) or ".0")[:7]
     tz = match.group(3) or "Z"
     return datetime.fromisoformat(match.group(1) + frac + ("+00:00" if tz == "Z" else tz))
+
+
+def engine_time(value: Any) -> datetime | None:
+    """A timestamp as engines report it: RFC 3339 text (Docker) or epoch seconds (Podman's libpod)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, timezone.utc) if value > 0 else None
+    return parse_time(value) if isinstance(value, str) else None
+
+
+def info_from_inspect(container_id: str, name: str, labels: dict[str, str], attrs: dict[str, Any]) -> ContainerInfo:
+    """A :class:`ContainerInfo` from an inspect result (Docker and Podman share its ``State`` shape)."""
+    state = attrs.get("State") or {}
+    return ContainerInfo(
+        id=container_id,
+        name=name,
+        labels=labels or {},
+        state=str(state.get("Status", "created")),
+        exit_code=state.get("ExitCode"),
+        created=engine_time(attrs.get("Created")) or datetime.now(timezone.utc),
+        started_at=engine_time(state.get("StartedAt")),
+        finished_at=engine_time(state.get("FinishedAt")),
+        error=state.get("Error") or None,
+    )
 
 
 def tar_files(files: dict[str, str]) -> bytes:
