@@ -73,6 +73,8 @@ from kubeflow_trainer.types import (
     TorchTuneInstructDataset,
     TrainerType,
     TrainJob,
+    UrlDatasetInitializer,
+    UrlModelInitializer,
 )
 
 __version__ = "0.1.0"
@@ -136,6 +138,8 @@ __all__ = [
     "TrainerError",
     "TrainerType",
     "UnsupportedFeatureError",
+    "UrlDatasetInitializer",
+    "UrlModelInitializer",
     "available_backends",
     "hookimpl",
 ]

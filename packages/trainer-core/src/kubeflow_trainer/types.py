@@ -325,16 +325,39 @@ class Event(_Loose):
     event_time: datetime
 
 
+_CACHE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+
+
 class BaseInitializer(_Model):
-    """Base class of dataset and model initializers."""
+    """Base class of dataset and model initializers.
+
+    Args:
+        storage_uri: Where the data comes from; the scheme depends on the initializer type.
+        cache: Name of a cache to keep this download in (lowercase letters, digits, ``.``, ``_``, ``-``).
+            A later job with the same source and the same cache name copies it from the cache instead
+            of downloading it again, and its step log says so. Local backend: a directory under the
+            backend's ``data_cache_dir``; container backends: a named volume ``kft-cache-<name>`` that
+            ``delete_job`` keeps. ``None`` (default): always download.
+    """
 
     storage_uri: str
+    cache: str | None = None
 
     @field_validator("storage_uri")
     @classmethod
     def _uri(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("storage_uri must not be empty")
+        return value
+
+    @field_validator("cache")
+    @classmethod
+    def _cache(cls, value: str | None) -> str | None:
+        if value is not None and not _CACHE_NAME.match(value):
+            raise ValueError(
+                f"cache must be 1-63 characters of lowercase letters, digits, '.', '_' or '-', starting with a "
+                f"letter or digit; got {value!r}"
+            )
         return value
 
 
@@ -344,20 +367,69 @@ def _require_scheme(value: str, *schemes: str) -> str:
     return value
 
 
-class HuggingFaceDatasetInitializer(BaseInitializer):
-    """Download a dataset from the Hugging Face Hub (``hf://<repo>``)."""
+def _check_hf_uri(value: str) -> str:
+    _require_scheme(value, "hf://")
+    repo = value[len("hf://") :].strip("/")
+    if not repo or any(not part for part in repo.split("/")):
+        raise ValueError(f"storage_uri must be hf://<org>/<repo>[/<path in the repo>]; got {value!r}")
+    return value
 
-    ignore_patterns: list[str] | None = None
+
+def _check_s3_uri(value: str) -> str:
+    _require_scheme(value, "s3://")
+    if not value[len("s3://") :].split("/", 1)[0]:
+        raise ValueError(f"storage_uri must be s3://<bucket>[/<prefix>]; got {value!r}")
+    return value
+
+
+def _check_url(value: str) -> str:
+    if value.startswith(("http://", "https://")):
+        if not value.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError(f"storage_uri has no host: {value!r}")
+        return value
+    path = value[len("file://") :] if value.startswith("file://") else value
+    if not os.path.isabs(path):
+        raise ValueError(
+            f"storage_uri must be an http(s):// URL, a file:// URL or an absolute local path; got {value!r}"
+        )
+    return value
+
+
+class _HuggingFace(BaseInitializer):
+    revision: str | None = None
+    allow_patterns: list[str] | None = None
+    endpoint: str | None = None
     access_token: str | None = Field(default=None, repr=False)
 
     @field_validator("storage_uri")
     @classmethod
     def _scheme(cls, value: str) -> str:
-        return _require_scheme(value, "hf://")
+        return _check_hf_uri(value)
+
+
+class HuggingFaceDatasetInitializer(_HuggingFace):
+    """Download a dataset repository from the Hugging Face Hub (``hf://<org>/<repo>``) into ``/workspace/dataset``.
+
+    Args:
+        revision: Branch, tag or commit (default: the repository's default branch).
+        allow_patterns: Only files matching one of these glob patterns.
+        ignore_patterns: Skip files matching one of these glob patterns.
+        endpoint: The Hub's address. Default: ``HF_ENDPOINT`` of the submitting process, else the Hub.
+        access_token: Token for private or gated repositories (sent to the step as a secret env var).
+    """
+
+    ignore_patterns: list[str] | None = None
 
 
 class S3DatasetInitializer(BaseInitializer):
-    """Download a dataset from S3-compatible storage (``s3://bucket/prefix``)."""
+    """Download every object under an S3 prefix (``s3://bucket/prefix``) into ``/workspace/dataset``.
+
+    Args:
+        endpoint: URL of an S3-compatible server (MinIO, Ceph, ...). Default: AWS.
+        access_key_id / secret_access_key: Credentials. Default: the step's AWS credential chain.
+        region: Region name. role_arn: a role to assume (STS) before downloading.
+        ignore_patterns: Skip objects whose key (relative to the prefix) matches one of these globs.
+    """
 
     ignore_patterns: list[str] | None = None
     endpoint: str | None = None
@@ -369,11 +441,45 @@ class S3DatasetInitializer(BaseInitializer):
     @field_validator("storage_uri")
     @classmethod
     def _scheme(cls, value: str) -> str:
-        return _require_scheme(value, "s3://")
+        return _check_s3_uri(value)
+
+
+class _Url(BaseInitializer):
+    sha256: str | None = None
+    unpack: bool = False
+
+    @field_validator("storage_uri")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        return _check_url(value)
+
+    @field_validator("sha256")
+    @classmethod
+    def _digest(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+            raise ValueError(f"sha256 must be 64 hex digits; got {value!r}")
+        return value.lower() if value else value
+
+
+class UrlDatasetInitializer(_Url):
+    """Fetch a dataset from a plain URL or path into ``/workspace/dataset``.
+
+    ``http(s)://`` URLs download one file (kept under its name, or unpacked with ``unpack=True`` for
+    .tar/.tar.gz/.zip archives); ``file://`` URLs and absolute paths copy a local file or directory (on
+    container backends it is mounted read-only into the step). Not on Kubernetes.
+
+    Args:
+        sha256: Expected SHA-256 of a downloaded file; a mismatch fails the step.
+        unpack: Unpack a downloaded archive into the target directory.
+    """
+
+
+class UrlModelInitializer(_Url):
+    """Fetch a model from a plain URL or path into ``/workspace/model``. See :class:`UrlDatasetInitializer`."""
 
 
 class DataCacheInitializer(BaseInitializer):
-    """Serve a dataset from Kubeflow's distributed data cache (``cache://<schema>/<table>``)."""
+    """Serve a dataset from Kubeflow's distributed data cache (``cache://<schema>/<table>``). Kubernetes only."""
 
     metadata_loc: str
     num_data_nodes: int = Field(gt=1)
@@ -392,20 +498,21 @@ class DataCacheInitializer(BaseInitializer):
 _MODEL_IGNORE = ["*.msgpack", "*.h5", "*.bin", "*.pt", "*.pth"]
 
 
-class HuggingFaceModelInitializer(BaseInitializer):
-    """Download a model from the Hugging Face Hub (``hf://<repo>``)."""
+class HuggingFaceModelInitializer(_HuggingFace):
+    """Download a model repository from the Hugging Face Hub (``hf://<org>/<repo>``) into ``/workspace/model``.
+
+    Same arguments as :class:`HuggingFaceDatasetInitializer`; ``ignore_patterns`` defaults to upstream's
+    list of non-safetensors weight formats.
+    """
 
     ignore_patterns: list[str] | None = Field(default_factory=lambda: list(_MODEL_IGNORE))
-    access_token: str | None = Field(default=None, repr=False)
-
-    @field_validator("storage_uri")
-    @classmethod
-    def _scheme(cls, value: str) -> str:
-        return _require_scheme(value, "hf://")
 
 
 class S3ModelInitializer(BaseInitializer):
-    """Download a model from S3-compatible storage (``s3://bucket/prefix``)."""
+    """Download a model from S3-compatible storage (``s3://bucket/prefix``) into ``/workspace/model``.
+
+    Same arguments as :class:`S3DatasetInitializer`; ``ignore_patterns`` defaults as for Hugging Face models.
+    """
 
     ignore_patterns: list[str] | None = Field(default_factory=lambda: list(_MODEL_IGNORE))
     endpoint: str | None = None
@@ -417,14 +524,20 @@ class S3ModelInitializer(BaseInitializer):
     @field_validator("storage_uri")
     @classmethod
     def _scheme(cls, value: str) -> str:
-        return _require_scheme(value, "s3://")
+        return _check_s3_uri(value)
+
+
+DatasetInitializer = HuggingFaceDatasetInitializer | S3DatasetInitializer | UrlDatasetInitializer | DataCacheInitializer
+ModelInitializer = HuggingFaceModelInitializer | S3ModelInitializer | UrlModelInitializer
 
 
 class Initializer(_Model):
-    """Dataset and model initializers that run before the trainer nodes."""
+    """Dataset and model initializers: steps that fill ``/workspace/dataset`` and ``/workspace/model`` before
+    the trainer nodes start. Both run in parallel; the nodes start only when both succeeded. The training
+    function finds the directories in ``KUBEFLOW_TRAINER_DATASET_DIR`` / ``KUBEFLOW_TRAINER_MODEL_DIR``."""
 
-    dataset: HuggingFaceDatasetInitializer | S3DatasetInitializer | DataCacheInitializer | None = None
-    model: HuggingFaceModelInitializer | S3ModelInitializer | None = None
+    dataset: DatasetInitializer | None = None
+    model: ModelInitializer | None = None
 
 
 Trainer = CustomTrainer | CustomTrainerContainer | BuiltinTrainer
