@@ -22,9 +22,10 @@ CAPABILITIES = frozenset(
         Capability.ANNOTATIONS,
         Capability.EVENTS,
         Capability.PERSISTENCE,
+        Capability.INITIALIZERS,
     }
 )
-"""What the shared container backend can do, on any engine. Not yet: initializers, deadlines, runtime patches."""
+"""What the shared container backend can do, on any engine. Not yet: deadlines, runtime patches."""
 
 __all__ = [
     "CAPABILITIES",

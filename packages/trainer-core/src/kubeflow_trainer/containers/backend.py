@@ -25,6 +25,14 @@ from kubeflow_trainer.errors import (
     JobNotFoundError,
     StepNotFoundError,
 )
+from kubeflow_trainer.initializers import (
+    RUNNER_FILE,
+    STATUS_DIR,
+    InitializerStep,
+    node_env,
+    plan_initializers,
+    runner_source,
+)
 from kubeflow_trainer.plan import JobPlan
 from kubeflow_trainer.rendezvous import DEFAULT_MASTER_PORT
 from kubeflow_trainer.resources import parse_quantity
@@ -35,6 +43,23 @@ PULL_POLICY_ENV = "KUBEFLOW_TRAINER_PULL_POLICY"
 WORKSPACE = "/workspace"
 LAUNCHER = ".kft/launch.py"
 PULL_POLICIES = ("IfNotPresent", "Always", "Never")
+CACHE_MOUNT = "/kft-cache"
+SOURCE_MOUNT = "/kft-source"
+SECRET_PLACEHOLDER = "<secret>"
+GATE_EXIT = 78
+"""Exit code of a node whose trainer was not started because an initializer failed."""
+GATE = (
+    "trap 'exit 143' TERM INT; "
+    "for step in $KFT_WAIT_FOR; do "
+    f"while [ ! -e {WORKSPACE}/{STATUS_DIR}/$step.ok ]; do "
+    f"if [ -e {WORKSPACE}/{STATUS_DIR}/$step.failed ]; then "
+    'echo "[kubeflow-trainer] the trainer was not started: $step failed (see its logs)"; '
+    f"exit {GATE_EXIT}; fi; sleep 0.1; done; done; "
+    'exec "$@"'
+)
+"""Node containers of a job with initializers start at once but run the trainer only after every
+initializer wrote its ``.ok`` file into the shared workspace (``sh`` is the one thing the image needs);
+no client has to stay around for the job to go on."""
 
 
 class ContainerBackendConfig(BackendConfig):
@@ -50,6 +75,12 @@ class ContainerBackendConfig(BackendConfig):
         network_prefix: Prefix of the per-job network and volume names.
         shm_size: ``/dev/shm`` size of node containers (default 1Gi; at most half the memory limit).
         stop_timeout: Seconds a node gets between SIGTERM and SIGKILL when stopped.
+        initializer_image: Image of the dataset/model initializer steps (needs ``python3``; ``boto3`` and
+            ``huggingface_hub`` are installed with pip when missing). Default: the trainer's image.
+        dataset_initializer_image / model_initializer_image: Per-step images (upstream's names); they win
+            over ``initializer_image``.
+        initializer_timeout: Seconds an initializer step may take before it fails (default: no limit).
+        cache_prefix: Prefix of the named volumes that hold initializer caches (``cache=...``).
     """
 
     pull_policy: Literal["IfNotPresent", "Always", "Never"] = Field(
@@ -61,6 +92,11 @@ class ContainerBackendConfig(BackendConfig):
     network_prefix: str = "kft-"
     shm_size: str | int = "1Gi"
     stop_timeout: float = Field(default=5.0, ge=0)
+    initializer_image: str | None = None
+    dataset_initializer_image: str | None = None
+    model_initializer_image: str | None = None
+    initializer_timeout: float | None = Field(default=None, gt=0)
+    cache_prefix: str = "kft-cache-"
 
     @field_validator("pull_policy", mode="before")
     @classmethod
@@ -137,7 +173,10 @@ class ContainerBackend(Backend):
             pip_args = ["--index-url", plan.pip_index_urls[0]]
             for url in plan.pip_index_urls[1:]:
                 pip_args += ["--extra-index-url", url]
-        containers = []
+        init_steps = plan_initializers(plan.initializer)
+        containers = [self._initializer_container(plan, init, image, labels, pip_args, files) for init in init_steps]
+        if init_steps:
+            files[RUNNER_FILE] = runner_source()
         for step in plan.node_steps():
             rank = step.rank or 0
             env = {"PYTHONUNBUFFERED": "1", **plan.node_env(rank, master, DEFAULT_MASTER_PORT)}
@@ -149,6 +188,10 @@ class ContainerBackend(Backend):
                     command = ["python3", f"{WORKSPACE}/{LAUNCHER}", *command]
             else:
                 command = [*(plan.container_command or []), *(plan.container_args or [])]
+            if init_steps:
+                env.update(node_env(init_steps, WORKSPACE))
+                env["KFT_WAIT_FOR"] = " ".join(i.step for i in init_steps)
+                command = ["/bin/sh", "-c", GATE, "kft-gate", *command]
             container_name = f"{plan.name}-{step.name}"
             containers.append(
                 ContainerSpec(
@@ -174,9 +217,64 @@ class ContainerBackend(Backend):
             "network": {"name": resource, "labels": self._job_labels(plan.name)},
             "volume": {"name": resource, "labels": self._job_labels(plan.name)},
             "files": files,
+            "cache_volumes": [
+                {"name": self._cache_volume(i.cache), "labels": self._cache_labels(i.cache)}
+                for i in init_steps
+                if i.cache
+            ],
             "containers": containers,
             "engine_requests": [self.engine.native_request(ContainerSpec(**c)) for c in containers],
         }
+
+    def _cache_volume(self, cache: str) -> str:
+        return f"{self.config.cache_prefix}{cache}"
+
+    def _cache_labels(self, cache: str) -> dict[str, str]:
+        return {self._label("cache"): cache, self._label("backend"): self.name}
+
+    def _initializer_container(
+        self,
+        plan: JobPlan,
+        init: InitializerStep,
+        image: str,
+        labels: dict[str, str],
+        pip_args: list[str],
+        files: dict[str, str],
+    ) -> dict[str, Any]:
+        """The container of one initializer step; its spec file is added to ``files``."""
+        resource = self._resource_name(plan.name)
+        volumes = {resource: WORKSPACE}
+        binds = {}
+        source_path = None
+        if init.local_path is not None:
+            source_path = f"{SOURCE_MOUNT}/{os.path.basename(init.local_path.rstrip('/')) or 'root'}"
+            binds[init.local_path] = source_path
+        if init.cache:
+            volumes[self._cache_volume(init.cache)] = CACHE_MOUNT
+        spec = init.spec(
+            output=f"{WORKSPACE}/{init.target}",
+            status_dir=f"{WORKSPACE}/{STATUS_DIR}",
+            cache_dir=CACHE_MOUNT,
+            source_path=source_path,
+            pip_args=pip_args,
+            timeout=self.config.initializer_timeout,
+        )
+        step_image = self.config.dataset_initializer_image if init.target == "dataset" else None
+        step_image = step_image or (self.config.model_initializer_image if init.target == "model" else None)
+        spec_file = f".kft/{init.step}.json"
+        files[spec_file] = json.dumps(spec, indent=1, sort_keys=True)
+        name = f"{plan.name}-{init.step}"
+        return ContainerSpec(
+            name=name,
+            image=step_image or self.config.initializer_image or image,
+            command=["python3", f"{WORKSPACE}/{RUNNER_FILE}", f"{WORKSPACE}/{spec_file}"],
+            labels={**labels, self._label("step"): init.step},
+            env={"PYTHONUNBUFFERED": "1", **dict.fromkeys(init.secrets, SECRET_PLACEHOLDER)},
+            network=resource,
+            hostname=name,
+            volumes=volumes,
+            binds=binds,
+        ).as_dict()
 
     def _image(self, plan: JobPlan) -> str:
         image = None
@@ -206,7 +304,12 @@ class ContainerBackend(Backend):
             volume = True
             self.engine.create_network(request["network"]["name"], request["network"]["labels"])
             network = True
+            for cache in request["cache_volumes"]:
+                self._ensure_cache_volume(cache["name"], cache["labels"])
+            secrets = {init.step: init.secrets for init in plan_initializers(plan.initializer)}
             for spec in request["containers"]:
+                step = spec["labels"][self._label("step")]
+                spec["env"].update(secrets.get(step, {}))  # the rendered request shows placeholders only
                 created.append(self.engine.create_container(ContainerSpec(**spec)))
             self.engine.put_files(created[0], WORKSPACE, request["files"])
             for container in created:
@@ -219,6 +322,22 @@ class ContainerBackend(Backend):
             if volume:
                 self._quietly(self.engine.remove_volume, request["volume"]["name"])
             raise
+
+    def _ensure_cache_volume(self, name: str, labels: dict[str, str]) -> None:
+        if name in self.engine.list_volumes(labels):
+            return
+        try:
+            self.engine.create_volume(name, labels)
+        except BackendError:
+            if name not in self.engine.list_volumes(labels):  # not a concurrent job creating the same cache
+                raise
+
+    def delete_cache(self, cache: str) -> None:
+        """Remove the named initializer cache volume."""
+        volume = self._cache_volume(cache)
+        if volume not in self.engine.list_volumes(self._cache_labels(cache)):
+            raise InvalidRequestError(f"there is no initializer cache {cache!r} on the {self.engine.name} engine")
+        self.engine.remove_volume(volume)
 
     @staticmethod
     def _quietly(func: Any, *args: Any) -> None:
@@ -254,18 +373,23 @@ class ContainerBackend(Backend):
             raise JobNotFoundError(name, self.name)
         return sorted(found, key=self._rank)
 
-    def _rank(self, info: ContainerInfo) -> int:
+    def _rank(self, info: ContainerInfo) -> tuple[int, str]:
+        """Sort key: initializer steps (by name) first, then nodes by rank."""
         step = info.labels.get(self._label("step"), "node-0")
-        return int(step.rsplit("-", 1)[-1]) if step.startswith("node-") else -1
+        return (int(step.rsplit("-", 1)[-1]), "") if step.startswith("node-") else (-1, step)
 
     def _job(self, name: str, containers: list[ContainerInfo]) -> TrainJob:
         meta = json.loads(containers[0].labels.get(self._label("job-meta"), "{}"))
         steps = []
         statuses = []
         first_failure = None
-        for info in sorted(containers, key=lambda c: c.finished_at or datetime.max.replace(tzinfo=timezone.utc)):
-            if _status(info) == "Failed" and first_failure is None:
+        never = datetime.max.replace(tzinfo=timezone.utc)
+        # The root cause: a failed initializer (nodes gated on it exit at about the same time), else the
+        # node that failed first.
+        for info in sorted(containers, key=lambda c: (self._is_node(c), c.finished_at or never)):
+            if _status(info) == "Failed" and info.exit_code != GATE_EXIT and first_failure is None:
                 first_failure = info
+        failed_step = first_failure.labels.get(self._label("step")) if first_failure is not None else None
         for info in containers:
             status = _status(info)
             statuses.append(status)
@@ -273,7 +397,11 @@ class ContainerBackend(Backend):
             if status == "Failed":
                 message = f"exited with code {info.exit_code}"
                 if first_failure is not None and first_failure is not info:
-                    message = f"stopped because {first_failure.labels.get(self._label('step'))} failed"
+                    message = f"stopped because {failed_step} failed"
+                    if info.exit_code == GATE_EXIT or info.started_at is None:
+                        message = f"not started because {failed_step} failed"
+                elif info is first_failure and not self._is_node(info):
+                    message = self._initializer_error(info) or message
             steps.append(
                 Step(
                     name=info.labels.get(self._label("step"), info.name),
@@ -286,14 +414,21 @@ class ContainerBackend(Backend):
                 )
             )
         expected = int(meta.get("num_nodes", len(containers)))
+        nodes = sum(1 for c in containers if self._is_node(c))
         job_message = None
-        if "Failed" in statuses:
+        if first_failure is None and "Failed" in statuses:
+            # Only nodes that saw an initializer's .failed file have exited; the initializer's own exit is a
+            # moment behind (Podman reports it later): the job is still Running until it does.
+            status = "Running"
+        elif "Failed" in statuses:
             status = "Failed"
             assert first_failure is not None
-            job_message = f"{first_failure.labels.get(self._label('step'))} exited with code {first_failure.exit_code}"
-        elif len(containers) < expected:
+            job_message = f"{failed_step} exited with code {first_failure.exit_code}"
+            if not self._is_node(first_failure):
+                job_message = f"{failed_step} failed: " + (steps[containers.index(first_failure)].message or "")
+        elif nodes < expected:
             status = "Failed"
-            job_message = f"{expected - len(containers)} node container(s) of the job were removed"
+            job_message = f"{expected - nodes} node container(s) of the job were removed"
         elif all(s == "Complete" for s in statuses):
             status = "Complete"
         elif "Running" in statuses:
@@ -313,6 +448,18 @@ class ContainerBackend(Backend):
             labels=meta.get("labels", {}),
             annotations=meta.get("annotations", {}),
         )
+
+    def _is_node(self, info: ContainerInfo) -> bool:
+        return info.labels.get(self._label("step"), "node-").startswith("node-")
+
+    def _initializer_error(self, info: ContainerInfo) -> str | None:
+        """The ``error:`` line a failed initializer step printed last (its message for the user)."""
+        try:
+            lines = list(self._lines(info.id, follow=False))
+        except BackendError:
+            return None
+        errors = [line.split("error: ", 1)[1] for line in lines if "] error: " in line]
+        return errors[-1] if errors else None
 
     def _reconcile(self, job: TrainJob, containers: list[ContainerInfo]) -> None:
         """A failed node fails the job: stop the nodes still running."""

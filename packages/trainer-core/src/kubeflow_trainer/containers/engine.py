@@ -91,6 +91,8 @@ class ContainerSpec:
     hostname: str
     volumes: dict[str, str]
     """Volume name -> mount path."""
+    binds: dict[str, str] = field(default_factory=dict)
+    """Host path -> mount path, read-only (a local initializer source)."""
     working_dir: str = "/workspace"
     cpu: float | None = None
     memory: int | None = None
