@@ -7,6 +7,7 @@ request (the supervisor's input: environment spec, per-node argv/env/cpus, works
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -31,6 +32,7 @@ from kubeflow_trainer import (
     TrainJob,
     UnsupportedFeatureError,
 )
+from kubeflow_trainer.initializers import RUNNER_FILE, STATUS_DIR, node_env, plan_initializers, runner_source
 from kubeflow_trainer.plan import JobPlan
 from kubeflow_trainer_local.config import LocalProcessBackendConfig
 from kubeflow_trainer_local.envcache import (
@@ -42,11 +44,14 @@ from kubeflow_trainer_local.envcache import (
     resolve_installer,
     satisfied_by_base,
 )
-from kubeflow_trainer_local.pipconfig import read_pip_settings
+from kubeflow_trainer_local.pipconfig import PipSettings, read_pip_settings
 from kubeflow_trainer_local.store import TERMINAL, JobRecord, jobs_dir, now_iso, read_json, write_json_atomic
 from kubeflow_trainer_local.supervisor import free_port, killpg, process_identity
 
 UID_ENV = "KUBEFLOW_TRAINER_JOB_UID"
+SECRET_PREFIX = "KFT_STEP_SECRET__"
+"""Initializer credentials travel to the supervisor in its environment (never on disk) as
+``KFT_STEP_SECRET__<step>__<NAME>``; the supervisor hands each step its own and keeps them from the nodes."""
 SUPERVISOR_FILE = "supervisor.json"
 ENVIRONMENT_STEP = "environment"
 """Extra log step: the installer output of the job's environment."""
@@ -65,6 +70,47 @@ def _alive(pid: int | None, create_time: float | None) -> bool:
         return bool(proc.status() != psutil.STATUS_ZOMBIE)
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
+
+
+def _step(name: str, state: dict[str, Any], processes: int) -> Step:
+    """A step as ``get_job`` reports it, from its recorded state."""
+    return Step(
+        name=name,
+        status=state.get("status", "Created"),
+        pod_name=str(state.get("pid") or ""),
+        device="cpu",
+        device_count=str(processes),
+        exit_code=state.get("exit_code"),
+        message=state.get("message"),
+    )
+
+
+def secret_var(step: str, name: str) -> str:
+    """The supervisor's environment variable carrying initializer secret ``name`` of ``step``."""
+    return f"{SECRET_PREFIX}{step.replace('-', '_').upper()}__{name}"
+
+
+def _environment(spec: EnvSpec, cache_root: str) -> dict[str, Any]:
+    """An environment spec as the supervisor reads it (``supervisor.env_spec`` is the inverse)."""
+    pip: PipSettings = spec.pip
+    return {
+        "key": spec.key(),
+        "cache_dir": cache_root,
+        "python": spec.python,
+        "python_version": spec.python_version,
+        "requirements": list(spec.requirements),
+        "system_site_packages": spec.system_site_packages,
+        "installer": spec.installer,
+        "pip": {
+            "index_url": pip.index_url,
+            "extra_index_urls": list(pip.extra_index_urls),
+            "find_links": list(pip.find_links),
+            "constraints": list(pip.constraints),
+            "no_index": pip.no_index,
+            "cert": pip.cert,
+            "sources": list(pip.sources),
+        },
+    }
 
 
 class LocalProcessBackend(Backend):
@@ -91,7 +137,8 @@ class LocalProcessBackend(Backend):
             raise InvalidRequestError(str(exc)) from exc
         python, python_version = interpreter_identity(self.config.python or sys.executable)
         skipped: list[str] = []
-        if self.config.system_site_packages and python == os.path.realpath(sys.executable):
+        base_usable = self.config.system_site_packages and python == os.path.realpath(sys.executable)
+        if base_usable:
             skipped = satisfied_by_base(requirements)
         to_install = [r for r in requirements if r not in skipped]
         pip = read_pip_settings().with_job_indexes(plan.pip_index_urls)
@@ -107,6 +154,43 @@ class LocalProcessBackend(Backend):
         key = spec.key()
         venv = os.path.join(self.cache.path(key), "venv")
         record = JobRecord(self.config.state_dir, plan.name)
+        files = dict(plan.files)
+        initializers = []
+        init_steps = plan_initializers(plan.initializer)
+        status_dir = os.path.join(record.workspace, STATUS_DIR)
+        for init in init_steps:
+            init_spec = EnvSpec(
+                python=python,
+                python_version=python_version,
+                requirements=tuple(r for r in init.requirements if not (base_usable and satisfied_by_base([r]))),
+                pip=pip,
+                system_site_packages=self.config.system_site_packages,
+                installer=installer,
+            )
+            cache_dir = os.path.join(self.config.data_cache_dir, init.cache) if init.cache else None
+            step_spec = init.spec(
+                output=os.path.join(record.workspace, init.target),
+                status_dir=status_dir,
+                cache_dir=cache_dir,
+                timeout=self.config.initializer_timeout,
+            )
+            files[f".kft/{init.step}.json"] = json.dumps(step_spec, indent=1, sort_keys=True)
+            initializers.append(
+                {
+                    "step": init.step,
+                    "source": init.describe(),
+                    "cache": init.cache,
+                    "environment": _environment(init_spec, self.cache.root),
+                    "argv": [
+                        os.path.join(self.cache.path(init_spec.key()), "venv", "bin", "python"),
+                        os.path.join(record.workspace, RUNNER_FILE),
+                        os.path.join(record.workspace, ".kft", f"{init.step}.json"),
+                    ],
+                    "secrets": sorted(init.secrets),
+                }
+            )
+        if init_steps:
+            files[RUNNER_FILE] = runner_source()
         port = free_port() if plan.framework == "torch" else 0
         allowed_cpus = self._cpus(plan)
         uid = uuid.uuid4().hex
@@ -114,6 +198,7 @@ class LocalProcessBackend(Backend):
         for step in plan.node_steps():
             rank = step.rank or 0
             env = plan.node_env(rank, "127.0.0.1", port)
+            env.update(node_env(init_steps, record.workspace))
             env[UID_ENV] = uid
             nodes.append(
                 {
@@ -139,27 +224,10 @@ class LocalProcessBackend(Backend):
             "procs_per_node": plan.procs_per_node,
             "labels": dict(plan.labels),
             "annotations": dict(plan.annotations),
-            "environment": {
-                "key": key,
-                "cache_dir": self.cache.root,
-                "python": python,
-                "python_version": python_version,
-                "requirements": to_install,
-                "satisfied_by_base": skipped,
-                "system_site_packages": self.config.system_site_packages,
-                "installer": installer,
-                "pip": {
-                    "index_url": pip.index_url,
-                    "extra_index_urls": list(pip.extra_index_urls),
-                    "find_links": list(pip.find_links),
-                    "constraints": list(pip.constraints),
-                    "no_index": pip.no_index,
-                    "cert": pip.cert,
-                    "sources": list(pip.sources),
-                },
-            },
+            "environment": {**_environment(spec, self.cache.root), "satisfied_by_base": skipped},
+            "initializers": initializers,
             "workspace": record.workspace,
-            "files": dict(plan.files),
+            "files": files,
             "rendezvous": {"master_addr": "127.0.0.1", "master_port": port},
             "nodes": nodes,
             "inherit_environment": True,
@@ -207,7 +275,9 @@ class LocalProcessBackend(Backend):
             os.mkdir(record.logs_dir)
             os.mkdir(record.workspace)
             for rel, content in request["files"].items():
-                with open(os.path.join(record.workspace, rel), "w", encoding="utf-8") as fh:
+                path = os.path.join(record.workspace, rel)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "w", encoding="utf-8") as fh:
                     fh.write(content)
             request["created"] = now_iso()
             record.write_state(
@@ -215,13 +285,20 @@ class LocalProcessBackend(Backend):
                     "status": "Created",
                     "message": None,
                     "nodes": {n["step"]: {"status": "Created", "rank": n["rank"]} for n in request["nodes"]},
+                    "initializers": {i["step"]: {"status": "Created"} for i in request["initializers"]},
                 }
             )
             write_json_atomic(record.request_path, request)
             record.add_event("TrainJob", plan.name, "Created", f"TrainJob {plan.name} created")
+            secrets = {
+                secret_var(init.step, key): value
+                for init in plan_initializers(plan.initializer)
+                for key, value in init.secrets.items()
+            }
             with open(record.log_path("supervisor"), "ab") as log:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "kubeflow_trainer_local.supervisor", self.config.state_dir, plan.name],
+                    env={**os.environ, **secrets} if secrets else None,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -266,7 +343,7 @@ class LocalProcessBackend(Backend):
             f"the job's supervisor process (pid {sup.get('pid')}) exited without recording a result "
             "(killed, or the machine restarted); its processes are gone"
         )
-        for node in state["nodes"].values():
+        for node in [*state["nodes"].values(), *state.get("initializers", {}).values()]:
             if _alive(node.get("pid"), node.get("create_time")):
                 killpg(node["pid"], signal.SIGKILL)  # nobody is left to record them: stop the orphans
             if node.get("status") not in TERMINAL:
@@ -280,20 +357,11 @@ class LocalProcessBackend(Backend):
     def _job(self, record: JobRecord) -> TrainJob:
         request = record.request()
         state = self._state(record)
-        steps = []
-        for node in request["nodes"]:
-            ns = state["nodes"].get(node["step"], {})
-            steps.append(
-                Step(
-                    name=node["step"],
-                    status=ns.get("status", "Created"),
-                    pod_name=str(ns.get("pid") or ""),
-                    device="cpu",
-                    device_count=str(request["procs_per_node"]),
-                    exit_code=ns.get("exit_code"),
-                    message=ns.get("message"),
-                )
-            )
+        inits = state.get("initializers", {})
+        steps = [_step(i["step"], inits.get(i["step"], {}), 1) for i in request.get("initializers", [])]
+        steps += [
+            _step(n["step"], state["nodes"].get(n["step"], {}), request["procs_per_node"]) for n in request["nodes"]
+        ]
         return TrainJob(
             name=record.name,
             runtime=Runtime.model_validate(request["runtime"]),
@@ -329,7 +397,8 @@ class LocalProcessBackend(Backend):
 
     def get_job_logs(self, name: str, step: str = "node-0", follow: bool = False) -> Iterator[str]:
         record = self._record(name)
-        steps = [n["step"] for n in record.request()["nodes"]]
+        request = record.request()
+        steps = [i["step"] for i in request.get("initializers", [])] + [n["step"] for n in request["nodes"]]
         if step not in steps and step != ENVIRONMENT_STEP:
             raise StepNotFoundError(name, step, steps)
         return self._follow(record, step, follow)
@@ -340,8 +409,9 @@ class LocalProcessBackend(Backend):
         except FileNotFoundError:
             return True  # deleted while following
         if step == ENVIRONMENT_STEP:
-            return state.get("status") != "Created" or state.get("message") != "preparing the environment"
-        return state["nodes"].get(step, {}).get("status") in TERMINAL or state.get("status") in TERMINAL
+            return state.get("status") in TERMINAL or state.get("environment") == "ready"
+        step_state = state["nodes"].get(step) or state.get("initializers", {}).get(step, {})
+        return step_state.get("status") in TERMINAL or state.get("status") in TERMINAL
 
     def _follow(self, record: JobRecord, step: str, follow: bool) -> Iterator[str]:
         path = record.log_path(step)
@@ -401,7 +471,7 @@ class LocalProcessBackend(Backend):
             state = record.state()
         except FileNotFoundError:
             state = {"nodes": {}}
-        for node in state.get("nodes", {}).values():
+        for node in [*state.get("nodes", {}).values(), *state.get("initializers", {}).values()]:
             if _alive(node.get("pid"), node.get("create_time")):
                 killpg(node["pid"], signal.SIGKILL)
         self._sweep(request.get("uid"))
@@ -447,7 +517,9 @@ class LocalProcessBackend(Backend):
         in_use = set()
         for job in self.list_jobs():
             if job.status not in TERMINAL:
-                in_use.add(self._record(job.name).request()["environment"]["key"])
+                request = self._record(job.name).request()
+                in_use.add(request["environment"]["key"])
+                in_use.update(i["environment"]["key"] for i in request.get("initializers", []))
         return self.cache.prune(older_than_seconds, keep=in_use)
 
     def get_runtime_packages(self, runtime: Runtime) -> list[str]:

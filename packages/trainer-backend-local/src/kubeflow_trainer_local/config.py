@@ -11,6 +11,7 @@ from kubeflow_trainer import BackendConfig
 
 STATE_ENV = "KUBEFLOW_TRAINER_LOCAL_STATE_DIR"
 CACHE_ENV = "KUBEFLOW_TRAINER_LOCAL_CACHE_DIR"
+DATA_CACHE_ENV = "KUBEFLOW_TRAINER_LOCAL_DATA_CACHE_DIR"
 APP = "kubeflow-trainer"
 
 
@@ -32,23 +33,38 @@ def default_cache_dir() -> str:
     return os.path.join(platformdirs.user_cache_dir(APP), "envs")
 
 
+def default_data_cache_dir() -> str:
+    """``$KUBEFLOW_TRAINER_LOCAL_DATA_CACHE_DIR``, else ``$XDG_CACHE_HOME/kubeflow-trainer/data``."""
+    if os.environ.get(DATA_CACHE_ENV):
+        return os.environ[DATA_CACHE_ENV]
+    import platformdirs
+
+    return os.path.join(platformdirs.user_cache_dir(APP), "data")
+
+
 class LocalProcessBackendConfig(BackendConfig):
     """Settings of the LocalProcess backend.
 
     Args:
         state_dir: Where job records (spec, status, logs, workspace) live. Default follows XDG.
         cache_dir: Where cached virtualenvs live. Default follows XDG.
+        data_cache_dir: Where initializer caches live (``<data_cache_dir>/<cache name>/<source key>``), for
+            initializers given ``cache=...``. Default follows XDG.
         python: Interpreter the job environments are built from. Default: the caller's interpreter.
         system_site_packages: Let job environments see the base interpreter's packages (reuse an installed
             torch). Requirements the base already satisfies are not installed again.
         installer: ``uv`` (fast; the binary ships with the ``uv`` Python package), ``pip``, or ``auto``
             (uv when available, else pip).
         stop_grace_seconds: How long nodes get between SIGTERM and SIGKILL when a job is stopped.
+        initializer_timeout: Seconds a dataset/model initializer step may take before it fails (default: no
+            limit).
     """
 
     state_dir: str = Field(default_factory=default_state_dir)
     cache_dir: str = Field(default_factory=default_cache_dir)
+    data_cache_dir: str = Field(default_factory=default_data_cache_dir)
     python: str | None = None
     system_site_packages: bool = False
     installer: Literal["auto", "uv", "pip"] = "auto"
     stop_grace_seconds: float = Field(default=5.0, ge=0)
+    initializer_timeout: float | None = Field(default=None, gt=0)

@@ -18,10 +18,11 @@ CAPABILITIES = frozenset(
         Capability.ACTIVE_DEADLINE,
         Capability.EVENTS,
         Capability.PERSISTENCE,
+        Capability.INITIALIZERS,
     }
 )
 """Not declared, so refused before a job starts: GPU (no device partitioning yet), memory limits, images,
-container and builtin trainers, initializers, runtime patches."""
+container and builtin trainers, runtime patches."""
 
 
 def _factory(config: LocalProcessBackendConfig) -> Backend:

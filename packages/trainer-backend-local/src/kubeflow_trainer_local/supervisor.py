@@ -19,6 +19,9 @@ from typing import Any
 
 from kubeflow_trainer_local.store import JobRecord, now_iso
 
+SECRET_PREFIX = "KFT_STEP_SECRET__"
+STATUS_DIR = ".kft/steps"
+
 
 class _Stop(Exception):
     """Raised in the main thread by the signal handlers."""
@@ -92,9 +95,11 @@ class Supervisor:
             signal.signal(signal.SIGALRM, self._on_deadline)
             signal.alarm(int(deadline))
         try:
-            venv = self.prepare()
-            self.start_nodes(venv)
-            self.wait_nodes()
+            self.start_initializers()
+            venv = self.prepare()  # the trainer's environment builds while the initializers download
+            if self.wait_initializers():
+                self.start_nodes(venv)
+                self.wait_nodes()
         except _Stop as stop:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_IGN)
@@ -115,29 +120,12 @@ class Supervisor:
         )
 
     def prepare(self) -> str:
-        from kubeflow_trainer_local.envcache import EnvironmentCache, EnvironmentError_, EnvSpec
-        from kubeflow_trainer_local.pipconfig import PipSettings
+        from kubeflow_trainer_local.envcache import EnvironmentCache, EnvironmentError_
 
         env = self.request["environment"]
-        pip = env["pip"]
-        spec = EnvSpec(
-            python=env["python"],
-            python_version=env["python_version"],
-            requirements=tuple(env["requirements"]),
-            pip=PipSettings(
-                index_url=pip["index_url"],
-                extra_index_urls=tuple(pip["extra_index_urls"]),
-                find_links=tuple(pip["find_links"]),
-                constraints=tuple(pip["constraints"]),
-                no_index=pip["no_index"],
-                cert=pip["cert"],
-                sources=tuple(pip["sources"]),
-            ),
-            system_site_packages=env["system_site_packages"],
-            installer=env["installer"],
-        )
+        spec = env_spec(env)
         cache = EnvironmentCache(env["cache_dir"])
-        self.save(message="preparing the environment")
+        self.save(message="preparing the environment", environment="preparing")
         with open(self.record.log_path("environment"), "ab", buffering=0) as log:
             try:
                 venv, reused, seconds = cache.ensure(spec, log)
@@ -148,6 +136,7 @@ class Supervisor:
                     f"preparing the environment ({' '.join(spec.requirements) or 'no packages'}) failed: {exc}."
                     f" Check packages_to_install / pip_index_urls. Installer output:\n{tail}",
                 ) from exc
+        self.save(environment="ready")
         if reused:
             self.event(self.record.name, "EnvironmentReused", f"reused cached environment {env['key']}", "TrainJob")
         else:
@@ -155,6 +144,104 @@ class Supervisor:
                 self.record.name, "EnvironmentPrepared", f"built environment {env['key']} in {seconds:.1f}s", "TrainJob"
             )
         return venv
+
+    # Initializers ------------------------------------------------------------------------------------
+    def _secrets(self, step: str) -> dict[str, str]:
+        prefix = f"{SECRET_PREFIX}{step.replace('-', '_').upper()}__"
+        return {k[len(prefix) :]: v for k, v in os.environ.items() if k.startswith(prefix)}
+
+    def init_state(self, step: str, **changes: Any) -> None:
+        self.state["initializers"][step].update(changes)
+        self.record.write_state(self.state)
+
+    def start_initializers(self) -> None:
+        """Prepare each initializer's environment and start its runner; they download in parallel."""
+        from kubeflow_trainer_local.envcache import EnvironmentCache, EnvironmentError_
+
+        inits = self.request.get("initializers") or []
+        if not inits:
+            return
+        self.save(status="Running", message="initializing the dataset and model")
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith(SECRET_PREFIX)}
+        base_env.pop("PYTHONHOME", None)
+        base_env["PYTHONUNBUFFERED"] = "1"
+        for init in inits:
+            step = init["step"]
+            self.init_state(step, status="Running", started=now_iso(), message="preparing its environment")
+            cache = EnvironmentCache(init["environment"]["cache_dir"])
+            with open(self.record.log_path(step), "ab", buffering=0) as log:
+                try:
+                    cache.ensure(env_spec(init["environment"]), log)
+                except EnvironmentError_ as exc:
+                    wanted = " ".join(init["environment"]["requirements"])
+                    message = f"preparing the environment of {step} ({wanted}) failed: {exc}"
+                    self.init_state(step, status="Failed", message=message, finished=now_iso())
+                    self.event(step, "Failed", message)
+                    continue
+                proc = subprocess.Popen(
+                    init["argv"],
+                    cwd=self.request["workspace"],
+                    env={**base_env, **self._secrets(step)},
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            self.procs[proc.pid] = (step, proc)
+            self.init_state(step, pid=proc.pid, create_time=process_identity(proc.pid), message=None)
+            self.event(step, "Started", f"{step} started (pid {proc.pid}): fetching {init['source']}")
+
+    def wait_initializers(self) -> bool:
+        """Wait for the initializer steps; False (job Failed, nodes never started) when one failed."""
+        inits = self.state.get("initializers") or {}
+        failed = next((s for s, st in inits.items() if st.get("status") == "Failed"), None)
+        if failed:
+            self.stop_nodes(f"stopped because {failed} failed")
+        while self.procs:
+            step, code = self._reap_next()
+            summary = self._summary(step)
+            if code == 0:
+                self.init_state(step, status="Complete", exit_code=0, finished=now_iso())
+                self._cache_event(step, summary)
+                self.event(
+                    step,
+                    "Completed",
+                    f"{step} fetched {summary.get('files', '?')} files ({summary.get('bytes', '?')} bytes) in "
+                    f"{summary.get('seconds', '?')}s",
+                )
+                continue
+            message = summary.get("message") or self._exit_message(step, code, None)
+            self.init_state(step, status="Failed", exit_code=code, finished=now_iso(), message=message)
+            self.event(step, "Failed", f"{step} failed: {message}")
+            if failed is None:
+                failed = step
+                self.save(status="Failed", message=f"{step} failed: {message}")
+                self.stop_nodes(f"stopped because {step} failed")
+        if failed is None:
+            return True
+        message = self.state["initializers"][failed].get("message") or "failed"
+        for node in self.state["nodes"].values():
+            node.update(status="Failed", message=f"not started because {failed} failed")
+        self.finish("Failed", "InitializerFailed", f"{failed} failed: {message}")
+        return False
+
+    def _summary(self, step: str) -> dict[str, Any]:
+        import json
+
+        path = os.path.join(self.request["workspace"], STATUS_DIR, f"{step}.json")
+        try:
+            with open(path) as fh:
+                return dict(json.load(fh))
+        except (OSError, ValueError):
+            return {}
+
+    def _cache_event(self, step: str, summary: dict[str, Any]) -> None:
+        init = next(i for i in self.request["initializers"] if i["step"] == step)
+        if summary.get("cache") == "reused":
+            message = f"reused cache {init['cache']!r}: {init['source']} was not downloaded again"
+            self.event(step, "CacheReused", message)
+        elif summary.get("cache") == "stored":
+            self.event(step, "CacheStored", f"stored {init['source']} in cache {init['cache']!r}")
 
     @staticmethod
     def _tail(path: str, lines: int) -> str:
@@ -172,7 +259,7 @@ class Supervisor:
             for node in nodes:
                 _replace_port(node, port, new)
             self.event(self.record.name, "PortReassigned", f"master port {port} was taken; using {new}", "TrainJob")
-        base_env = dict(os.environ)
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith(SECRET_PREFIX)}
         base_env.pop("PYTHONHOME", None)
         base_env["VIRTUAL_ENV"] = venv
         base_env["PATH"] = os.path.join(venv, "bin") + os.pathsep + base_env.get("PATH", "")
@@ -202,12 +289,7 @@ class Supervisor:
     def wait_nodes(self) -> None:
         failed: str | None = None
         while self.procs:
-            pid, status = os.waitpid(-1, 0)
-            if pid not in self.procs:
-                continue
-            step, proc = self.procs.pop(pid)
-            code = os.waitstatus_to_exitcode(status)
-            proc.returncode = code
+            step, code = self._reap_next()
             node_status = "Complete" if code == 0 else "Failed"
             message = None if code == 0 else self._exit_message(step, code, failed)
             self.node_state(step, status=node_status, exit_code=code, finished=now_iso(), message=message)
@@ -221,6 +303,15 @@ class Supervisor:
             self.finish("Failed", "NodeFailed", self.state.get("message") or f"{failed} failed")
         else:
             self.finish("Complete", "Completed", "all nodes exited with code 0")
+
+    def _reap_next(self) -> tuple[str, int]:
+        """Wait for the next of our step processes to exit: its step and exit code."""
+        while True:
+            pid, status = os.waitpid(-1, 0)
+            if pid in self.procs:
+                step, proc = self.procs.pop(pid)
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                return step, proc.returncode
 
     @staticmethod
     def _exit_message(step: str, code: int, failed: str | None) -> str:
@@ -253,17 +344,42 @@ class Supervisor:
         step, proc = self.procs.pop(pid)
         killpg(pid, signal.SIGKILL)  # anything left in the node's group (workers that ignored SIGTERM)
         proc.returncode = code
-        self.state["nodes"][step].update(status="Failed", exit_code=code, finished=now_iso(), message=why)
+        target = self.state["nodes"].get(step) or self.state["initializers"][step]
+        target.update(status="Failed", exit_code=code, finished=now_iso(), message=why)
         self.record.write_state(self.state)
         self.event(step, "Stopped", f"{step} stopped ({why}), exit code {code}")
 
     def finish(self, status: str, reason: str, message: str) -> None:
         signal.alarm(0)
-        for node in self.state["nodes"].values():
+        for node in [*self.state["nodes"].values(), *self.state.get("initializers", {}).values()]:
             if node.get("status") not in ("Complete", "Failed"):
                 node.update(status="Failed", message=message)
         self.save(status=status, message=None if status == "Complete" else message, finished=now_iso())
         self.event(self.record.name, reason, message, "TrainJob")
+
+
+def env_spec(env: dict[str, Any]) -> Any:
+    """The EnvSpec of an environment entry of the request (``backend._environment`` is the inverse)."""
+    from kubeflow_trainer_local.envcache import EnvSpec
+    from kubeflow_trainer_local.pipconfig import PipSettings
+
+    pip = env["pip"]
+    return EnvSpec(
+        python=env["python"],
+        python_version=env["python_version"],
+        requirements=tuple(env["requirements"]),
+        pip=PipSettings(
+            index_url=pip["index_url"],
+            extra_index_urls=tuple(pip["extra_index_urls"]),
+            find_links=tuple(pip["find_links"]),
+            constraints=tuple(pip["constraints"]),
+            no_index=pip["no_index"],
+            cert=pip["cert"],
+            sources=tuple(pip["sources"]),
+        ),
+        system_site_packages=env["system_site_packages"],
+        installer=env["installer"],
+    )
 
 
 def killpg(pgid: int, sig: int) -> None:
