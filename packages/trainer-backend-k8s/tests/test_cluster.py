@@ -31,6 +31,7 @@ from kubeflow_trainer import (
     TorchTuneConfig,
     TrainerClient,
     TrainerType,
+    UrlDatasetInitializer,
 )
 from kubeflow_trainer_k8s import KubernetesBackendConfig
 
@@ -102,6 +103,58 @@ def test_every_trainer_type_is_accepted_by_the_real_validation(client, plane):
         name = client.train(options=options, **kwargs)
         assert client.get_job(name).name == name
         client.delete_job(name)
+
+
+def test_initializer_credentials_travel_in_a_secret_owned_by_the_job(client, plane):
+    """spec.initializer as the Trainer runtimes expect it (storageUri, env, secretRef): the real webhook and
+    controller accept it and wire the Secret into the initializer jobs; delete_job leaves no Secret."""
+    require(plane, "trainer", "webhooks", "runtimes", "jobset")
+    core = client.backend.core
+    ns = client.backend.namespace
+    name = client.train(
+        runtime="torchtune-llama3.2-1b",
+        trainer=BuiltinTrainer(config=TorchTuneConfig(epochs=1)),
+        initializer=Initializer(
+            dataset=S3DatasetInitializer(
+                storage_uri="s3://bucket/ds", endpoint="http://s3", access_key_id="AKIA1", secret_access_key="s3cr3t"
+            ),
+            model=HuggingFaceModelInitializer(storage_uri="hf://org/model", access_token="hf_tok"),
+        ),
+        options=[Name("init-secrets")],
+    )
+    obj = client.backend.custom.get_namespaced_custom_object("trainer.kubeflow.org", "v1alpha1", ns, "trainjobs", name)
+    assert "s3cr3t" not in json.dumps(obj) and "hf_tok" not in json.dumps(obj)
+    assert obj["spec"]["initializer"]["dataset"]["secretRef"] == {"name": f"{name}-dataset-initializer"}
+    secret = core.read_namespaced_secret(f"{name}-dataset-initializer", ns)
+    assert sorted(secret.data) == ["ACCESS_KEY_ID", "SECRET_ACCESS_KEY"]
+    assert [(o.kind, o.uid) for o in secret.metadata.owner_references] == [("TrainJob", obj["metadata"]["uid"])]
+    assert sorted(core.read_namespaced_secret(f"{name}-model-initializer", ns).data) == ["ACCESS_TOKEN"]
+    # The Trainer controller hands the Secret to the initializer containers of the JobSet it creates.
+    deadline = time.monotonic() + 60
+    jobset = None
+    while jobset is None and time.monotonic() < deadline:
+        try:
+            jobset = client.backend.custom.get_namespaced_custom_object(
+                "jobset.x-k8s.io", "v1alpha2", ns, "jobsets", name
+            )
+        except Exception:
+            time.sleep(0.5)
+    assert jobset is not None, "the Trainer controller created no JobSet"
+    assert f"{name}-dataset-initializer" in json.dumps(jobset["spec"]), "the Secret is not wired into the JobSet"
+    client.delete_job(name)
+    for target in ("dataset", "model"):
+        with pytest.raises(Exception, match=r"404|Not Found"):
+            core.read_namespaced_secret(f"{name}-{target}-initializer", ns)
+
+
+def test_initializers_the_trainer_cannot_run_are_refused_before_anything_is_created(client, plane):
+    require(plane, "trainer")
+    with pytest.raises(InvalidRequestError, match="UrlDatasetInitializer is not supported on kubernetes"):
+        client.train(
+            trainer=CustomTrainer(func=train_fn),
+            initializer=Initializer(dataset=UrlDatasetInitializer(storage_uri="https://x.invalid/d.tar")),
+        )
+    assert client.list_jobs() == []
 
 
 def test_invalid_trainjob_is_refused_with_the_server_message(client, plane):

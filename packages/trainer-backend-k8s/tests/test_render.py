@@ -8,18 +8,24 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from kubeflow_trainer import (
     ActiveDeadlineSeconds,
     CustomTrainer,
+    HuggingFaceDatasetInitializer,
+    HuggingFaceModelInitializer,
     Initializer,
+    InvalidRequestError,
     Labels,
     Name,
     RuntimePatch,
     S3DatasetInitializer,
+    UrlDatasetInitializer,
 )
 from kubeflow_trainer.plan import build_plan
 from kubeflow_trainer.runtimes import builtin_runtimes
-from kubeflow_trainer_k8s.render import BOOTSTRAP, FILES_ENV, render_trainjob
+from kubeflow_trainer_k8s.render import BOOTSTRAP, FILES_ENV, initializer_secrets, render_trainjob
 
 WEIRD = "$HOME `id` $(PATH) \"dq\" 'sq' \\"
 
@@ -96,3 +102,42 @@ def test_bootstrap_runs_the_function_without_any_expansion(tmp_path):
         cwd=tmp_path,
     )
     assert out.stdout.strip() == f"ARG {WEIRD}"
+
+
+def test_initializer_credentials_go_to_a_secret_not_the_trainjob(monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://hub.internal")
+    p = plan(
+        trainer=CustomTrainer(func=show, func_args={"text": "x"}),
+        initializer=Initializer(
+            dataset=S3DatasetInitializer(
+                storage_uri="s3://b/d", endpoint="http://s3", access_key_id="AKIA1", secret_access_key="s3cr3t"
+            ),
+            model=HuggingFaceModelInitializer(storage_uri="hf://org/m", access_token="hf_tok"),
+        ),
+        options=[Name("tj")],
+    )
+    tj = render_trainjob(p, "ns")
+    assert "s3cr3t" not in json.dumps(tj) and "hf_tok" not in json.dumps(tj) and "AKIA1" not in json.dumps(tj)
+    init = tj["spec"]["initializer"]
+    assert init["dataset"]["secretRef"] == {"name": "tj-dataset-initializer"}
+    assert init["model"]["secretRef"] == {"name": "tj-model-initializer"}
+    assert {"name": "HF_ENDPOINT", "value": "http://hub.internal"} in init["model"]["env"]
+    assert initializer_secrets(p) == {
+        "dataset": {"ACCESS_KEY_ID": "AKIA1", "SECRET_ACCESS_KEY": "s3cr3t"},
+        "model": {"ACCESS_TOKEN": "hf_tok"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("initializer", "match"),
+    [
+        (Initializer(dataset=UrlDatasetInitializer(storage_uri="https://x.invalid/d.tar")), "UrlDatasetInitializer"),
+        (Initializer(model=HuggingFaceModelInitializer(storage_uri="hf://o/m", revision="v1")), "revision"),
+        (Initializer(dataset=S3DatasetInitializer(storage_uri="s3://b/d", cache="c")), "cache"),
+        (Initializer(dataset=HuggingFaceDatasetInitializer(storage_uri="hf://o/d", allow_patterns=["*"])), "allow"),
+    ],
+)
+def test_initializer_features_the_trainer_images_lack_are_refused(initializer, match):
+    p = plan(trainer=CustomTrainer(func=show, func_args={"text": "x"}), initializer=initializer)
+    with pytest.raises(InvalidRequestError, match=match):
+        render_trainjob(p, "ns")

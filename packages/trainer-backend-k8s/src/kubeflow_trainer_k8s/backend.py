@@ -37,7 +37,15 @@ from kubeflow_trainer.plan import JobPlan
 from kubeflow_trainer.runtimes import RuntimeParseError, runtime_from_object
 from kubeflow_trainer.types import RuntimeKind, RuntimeTrainer, TrainerType
 from kubeflow_trainer_k8s.config import KubernetesBackendConfig
-from kubeflow_trainer_k8s.render import GROUP, VERSION, render_trainjob
+from kubeflow_trainer_k8s.render import (
+    API_VERSION,
+    GROUP,
+    VERSION,
+    initializer_secret_name,
+    initializer_secrets,
+    render_secret,
+    render_trainjob,
+)
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -201,12 +209,47 @@ class KubernetesBackend(Backend):
     @api_errors("creation of the trainjob")
     def submit(self, plan: JobPlan) -> None:
         body = self.render(plan)
+        secrets = [
+            render_secret(plan.name, target, values, self.namespace)
+            for target, values in initializer_secrets(plan).items()
+        ]
+        for secret in secrets:  # first, so that the initializer pods find them; owned by the job below
+            try:
+                self._call(self.core.create_namespaced_secret, self.namespace, secret)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                name = secret["metadata"]["name"]
+                self._call(self.core.replace_namespaced_secret, name, self.namespace, secret)
         try:
-            self._call(self.custom.create_namespaced_custom_object, GROUP, VERSION, self.namespace, "trainjobs", body)
-        except ApiException as exc:
-            if exc.status == 409:
+            created = self._call(
+                self.custom.create_namespaced_custom_object, GROUP, VERSION, self.namespace, "trainjobs", body
+            )
+        except BaseException as exc:
+            self._delete_secrets(plan.name, [s["metadata"]["name"] for s in secrets])
+            if isinstance(exc, ApiException) and exc.status == 409:
                 raise AlreadyExistsError(plan.name, self.name) from exc
             raise
+        owner = {
+            "apiVersion": API_VERSION,
+            "kind": "TrainJob",
+            "name": plan.name,
+            "uid": created["metadata"]["uid"],
+            "blockOwnerDeletion": False,
+        }
+        for secret in secrets:  # garbage-collected with the TrainJob, whoever deletes it
+            patch = {"metadata": {"ownerReferences": [owner]}}
+            self._call(self.core.patch_namespaced_secret, secret["metadata"]["name"], self.namespace, patch)
+
+    def _delete_secrets(self, job: str, names: list[str] | None = None) -> None:
+        """Delete the job's initializer Secrets; absent ones, or no right to touch Secrets (a job without
+        credentials never had any), are not an error: ownerReferences let the cluster collect them."""
+        for name in names or [initializer_secret_name(job, t) for t in ("dataset", "model")]:
+            try:
+                self._call(self.core.delete_namespaced_secret, name, self.namespace)
+            except ApiException as exc:
+                if exc.status not in (403, 404):
+                    raise
 
     def _pods(self, selector: str) -> list[Any]:
         return list(self._call(self.core.list_namespaced_pod, self.namespace, label_selector=selector).items)
@@ -415,6 +458,7 @@ class KubernetesBackend(Backend):
             name,
             propagation_policy="Background",
         )
+        self._delete_secrets(name)  # also owned by the job; deleted here so no GC delay leaves them around
 
     def close(self) -> None:
         self.api_client.close()

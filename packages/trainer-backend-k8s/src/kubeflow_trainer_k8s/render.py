@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from importlib import resources
 from typing import Any
 
+from kubeflow_trainer.errors import InvalidRequestError
 from kubeflow_trainer.plan import JobPlan
 from kubeflow_trainer.types import (
     BuiltinTrainer,
@@ -46,26 +48,105 @@ def _env_list(env: dict[str, str]) -> list[dict[str, str]]:
     return [{"name": k, "value": v.replace("$", "$$")} for k, v in env.items()]
 
 
-def _initializer_env(init: Any) -> list[dict[str, str]]:
+_SECRET_FIELDS = ("access_token", "access_key_id", "secret_access_key")
+_PLAIN_FIELDS: dict[type, tuple[str, ...]] = {
+    HuggingFaceDatasetInitializer: ("ignore_patterns",),
+    HuggingFaceModelInitializer: ("ignore_patterns",),
+    S3DatasetInitializer: ("endpoint", "region", "role_arn", "ignore_patterns"),
+    S3ModelInitializer: ("endpoint", "region", "role_arn", "ignore_patterns"),
+}
+_NOT_ON_KUBERNETES = {
+    "revision": "pin the revision in the repository instead, or run on local/docker/podman",
+    "allow_patterns": "use ignore_patterns, or run on local/docker/podman",
+    "cache": "the Trainer's initializers write into the job's own volume; drop cache=",
+}
+
+
+def initializer_secret_name(job: str, target: str) -> str:
+    """The Secret holding the credentials of ``target`` (``dataset``/``model``) of ``job``."""
+    return f"{job}-{target}-initializer"
+
+
+def _check_initializer(target: str, init: Any) -> None:
+    """Refuse what the Trainer runtimes' initializer images cannot do, before anything is created."""
+    kind = type(init).__name__
+    if type(init) not in _PLAIN_FIELDS and kind != "DataCacheInitializer":
+        raise InvalidRequestError(
+            f"{kind} is not supported on kubernetes: the Trainer's {target} initializer fetches hf://, s3:// "
+            f"and cache:// URIs; upload the data to S3 or the Hub, or run on local/docker/podman"
+        )
+    for field, hint in _NOT_ON_KUBERNETES.items():
+        if getattr(init, field, None):
+            raise InvalidRequestError(f"{kind}.{field} is not supported on kubernetes: {hint}")
+
+
+def _initializer_env(init: Any, environ: dict[str, str]) -> list[dict[str, str]]:
+    """Non-secret settings as the Trainer's initializer images read them (upper-cased field names)."""
     env: dict[str, str] = {}
-    fields = {
-        HuggingFaceDatasetInitializer: ("access_token", "ignore_patterns"),
-        HuggingFaceModelInitializer: ("access_token", "ignore_patterns"),
-        S3DatasetInitializer: (
-            "endpoint",
-            "access_key_id",
-            "secret_access_key",
-            "region",
-            "role_arn",
-            "ignore_patterns",
-        ),
-        S3ModelInitializer: ("endpoint", "access_key_id", "secret_access_key", "region", "role_arn", "ignore_patterns"),
-    }.get(type(init), ())
-    for field in fields:
+    for field in _PLAIN_FIELDS.get(type(init), ()):
         value = getattr(init, field, None)
         if value:
             env[field.upper()] = ",".join(value) if isinstance(value, list) else str(value)
+    if isinstance(init, (HuggingFaceDatasetInitializer, HuggingFaceModelInitializer)):
+        endpoint = init.endpoint or environ.get("HF_ENDPOINT")
+        if endpoint:
+            env["HF_ENDPOINT"] = endpoint  # huggingface_hub in the initializer image honours it
+    if type(init).__name__ == "DataCacheInitializer":
+        env["CLUSTER_SIZE"] = str(init.num_data_nodes + 1)
+        env["METADATA_LOC"] = init.metadata_loc
+        for field in ("head_cpu", "head_mem", "worker_cpu", "worker_mem", "iam_role"):
+            if getattr(init, field, None):
+                env[field.upper()] = str(getattr(init, field))
     return _env_list(env)
+
+
+def initializer_secrets(plan: JobPlan) -> dict[str, dict[str, str]]:
+    """Credentials per initializer target (``dataset``/``model`` -> env name -> value); they travel in a
+    Secret referenced by ``secretRef``, never in the TrainJob."""
+    out: dict[str, dict[str, str]] = {}
+    if plan.initializer is None:
+        return out
+    for target in ("dataset", "model"):
+        init = getattr(plan.initializer, target)
+        values = {f.upper(): str(getattr(init, f)) for f in _SECRET_FIELDS if getattr(init, f, None)}
+        if values:
+            out[target] = values
+    return out
+
+
+def render_initializer(plan: JobPlan, environ: dict[str, str]) -> dict[str, Any]:
+    """``spec.initializer`` of the TrainJob: storageUri, env, and secretRef when there are credentials."""
+    assert plan.initializer is not None
+    secrets = initializer_secrets(plan)
+    out: dict[str, Any] = {}
+    for target in ("dataset", "model"):
+        init = getattr(plan.initializer, target)
+        if init is None:
+            continue
+        _check_initializer(target, init)
+        entry: dict[str, Any] = {"storageUri": init.storage_uri}
+        env_list = _initializer_env(init, environ)
+        if env_list:
+            entry["env"] = env_list
+        if target in secrets:
+            entry["secretRef"] = {"name": initializer_secret_name(plan.name, target)}
+        out[target] = entry
+    return out
+
+
+def render_secret(job: str, target: str, values: dict[str, str], namespace: str) -> dict[str, Any]:
+    """The Secret of one initializer's credentials."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": initializer_secret_name(job, target),
+            "namespace": namespace,
+            "labels": {SDK_LABEL: "kubeflow-trainer-sdk", "trainer.kubeflow.org/trainjob-name": job},
+        },
+        "type": "Opaque",
+        "stringData": values,
+    }
 
 
 def _builtin_args(trainer: BuiltinTrainer) -> list[str]:
@@ -150,19 +231,8 @@ def render_trainjob(plan: JobPlan, namespace: str) -> dict[str, Any]:
     spec: dict[str, Any] = {"runtimeRef": {"name": plan.runtime.name, "kind": kind, "apiGroup": GROUP}}
     if trainer:
         spec["trainer"] = trainer
-    if plan.initializer is not None:
-        init: dict[str, Any] = {}
-        if plan.initializer.dataset is not None:
-            init["dataset"] = {"storageUri": plan.initializer.dataset.storage_uri}
-            env_list = _initializer_env(plan.initializer.dataset)
-            if env_list:
-                init["dataset"]["env"] = env_list
-        if plan.initializer.model is not None:
-            init["model"] = {"storageUri": plan.initializer.model.storage_uri}
-            env_list = _initializer_env(plan.initializer.model)
-            if env_list:
-                init["model"]["env"] = env_list
-        spec["initializer"] = init
+    if plan.initializer is not None and (plan.initializer.dataset or plan.initializer.model):
+        spec["initializer"] = render_initializer(plan, dict(os.environ))
     if plan.runtime_patches:
         spec["runtimePatches"] = plan.runtime_patches
     if plan.active_deadline_seconds:
