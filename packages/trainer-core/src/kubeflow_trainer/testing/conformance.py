@@ -55,9 +55,12 @@ from kubeflow_trainer import (
     TrainerClient,
     TrainJob,
     UnsupportedFeatureError,
+    UrlDatasetInitializer,
+    UrlModelInitializer,
     available_backends,
 )
 from kubeflow_trainer.backend import BackendConfig
+from kubeflow_trainer.initializers import DATASET_DIR_ENV, MODEL_DIR_ENV
 from kubeflow_trainer.plan import random_job_name
 from kubeflow_trainer.testing import jobs
 
@@ -423,6 +426,53 @@ class BackendConformance:
             assert events, "the backend declares events but returned none"
         else:
             assert events == []
+
+    def test_initializers_fill_the_workspace(
+        self, client: TrainerClient, cleanup: list[str], tmp_path_factory: pytest.TempPathFactory
+    ) -> None:
+        """Dataset and model steps run before the nodes and fill the directories the function is told about;
+        a failing step fails the job, keeps its logs and never starts the trainer. Without the
+        initializers capability the request is refused before anything starts."""
+        root = tmp_path_factory.mktemp("kit-init")
+        dataset = {"train.txt": b"one\ntwo\n", "sub/val.txt": b"three\n"}
+        for rel, data in dataset.items():
+            (root / "ds" / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / "ds" / rel).write_bytes(data)
+        (root / "weights.safetensors").write_bytes(b"\x00model\x01" * 100)
+        initializer = Initializer(
+            dataset=UrlDatasetInitializer(storage_uri=str(root / "ds")),
+            model=UrlModelInitializer(storage_uri=f"file://{root / 'weights.safetensors'}"),
+        )
+        trainer = self.trainer(jobs.tree_job, func_args={"variables": [DATASET_DIR_ENV, MODEL_DIR_ENV]})
+        if Capability.INITIALIZERS not in client.capabilities:
+            before = {j.name for j in client.list_jobs()}
+            with pytest.raises(UnsupportedFeatureError, match="initializers"):
+                client.train(trainer=trainer, initializer=initializer)
+            assert {j.name for j in client.list_jobs()} == before
+            return
+        name = self.start(client, cleanup, "init", trainer, initializer=initializer)
+        job = client.wait_for_job_status(name, timeout=self.job_timeout, polling_interval=0.5)
+        assert [s.name for s in job.steps][:2] == ["dataset-initializer", "model-initializer"]
+        assert all(s.status == COMPLETE for s in job.steps), job.steps
+        lines = self.logs(client, name)
+        assert f"TREE {DATASET_DIR_ENV} {jobs.tree_digest(dataset)}" in lines, lines
+        model = {"weights.safetensors": b"\x00model\x01" * 100}
+        assert f"TREE {MODEL_DIR_ENV} {jobs.tree_digest(model)}" in lines, lines
+        assert any("done:" in line for line in self.logs(client, name, "dataset-initializer"))
+
+        bad = Initializer(
+            dataset=UrlDatasetInitializer(storage_uri=str(root / "ds")),
+            model=UrlModelInitializer(storage_uri="http://127.0.0.1:9/no-such-model.bin"),
+        )
+        name = self.start(client, cleanup, "init-bad", trainer, initializer=bad)
+        with pytest.raises(JobFailedError):
+            client.wait_for_job_status(name, timeout=self.job_timeout, polling_interval=0.5)
+        job = client.get_job(name)
+        step = {s.name: s for s in job.steps}["model-initializer"]
+        assert step.status == FAILED and "127.0.0.1:9" in (step.message or ""), job.steps
+        assert "model-initializer" in (job.message or "")
+        assert any("cannot reach" in line for line in self.logs(client, name, "model-initializer"))
+        assert not any(line.startswith("TREE") for line in self.logs(client, name)), "the trainer ran"
 
     def test_jobs_outlive_the_client(
         self, client: TrainerClient, cleanup: list[str], backend_config: BackendConfig | None

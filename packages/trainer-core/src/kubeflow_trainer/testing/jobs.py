@@ -65,3 +65,35 @@ def allreduce_job() -> None:
     dist.destroy_process_group()
     if value.item() != expected:
         raise SystemExit(1)
+
+
+def tree_job(variables: list[str]) -> None:
+    """Print a digest of the directory each environment variable names (``TREE <var> files=N sha256=...``).
+
+    The digest covers each file's relative path and content, in sorted path order (see ``tree_digest``).
+    """
+    import hashlib
+    import os
+
+    for var in variables:
+        root = os.environ.get(var)
+        if not root or not os.path.isdir(root):
+            print(f"TREE {var} missing ({root!r})", flush=True)
+            continue
+        paths = sorted(os.path.relpath(os.path.join(d, f), root) for d, _dirs, files in os.walk(root) for f in files)
+        digest = hashlib.sha256()
+        for rel in paths:
+            digest.update(rel.encode() + b"\0")
+            with open(os.path.join(root, rel), "rb") as fh:
+                digest.update(fh.read())
+        print(f"TREE {var} files={len(paths)} sha256={digest.hexdigest()}", flush=True)
+
+
+def tree_digest(files: dict[str, bytes]) -> str:
+    """The ``tree_job`` digest of a directory holding ``files`` (relative path -> content)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for rel in sorted(files):
+        digest.update(rel.encode() + b"\0" + files[rel])
+    return f"files={len(files)} sha256={digest.hexdigest()}"
