@@ -6,9 +6,12 @@
 # Images (the same names work in docker and podman):
 #   torch: localhost/kubeflow-trainer-test/torch:cpu   Debian trixie, python3 + Debian's CPU
 #          python3-torch + numpy, venv /opt/venv (--system-site-packages, first on PATH, so
-#          `pip install` at job start goes into the venv and sees torch), torchrun on PATH.
+#          `pip install` at job start goes into the venv and sees torch), torchrun on PATH;
+#          plus boto3 (Debian) and huggingface_hub (pinned, from PyPI into the venv: trixie
+#          has no python3-huggingface-hub) for the dataset/model initializer tests.
 #   slim:  localhost/kubeflow-trainer-test/python:slim  same base and venv without torch
-#          (130 MB, about 25 s cold), for tests that need Python but not torch.
+#          (130 MB, about 25 s cold), for tests that need Python but not torch; no boto3
+#          and no huggingface_hub.
 #
 # Route: mmdebstrap -> rootfs tarball (cached by content key) -> `docker import` and
 # `podman import` of the same tarball. The host's extra CA certificates
@@ -36,13 +39,27 @@ mkdir -p "$IMG_CACHE"
 
 # Packages per image. Recommends are not installed (mmdebstrap's default).
 BASE_PKGS="python3,python3-venv,ca-certificates"
-TORCH_PKGS="$BASE_PKGS,python3-torch,python3-numpy"
+# For the dataset/model initializer tests (S3 and Hugging Face downloads in the torch image):
+# python3-boto3 (trixie: 1.37.9) and the Debian packages that huggingface_hub needs.
+INIT_PKGS="python3-boto3,python3-filelock,python3-fsspec,python3-httpx,python3-packaging,python3-yaml,python3-tqdm,python3-typing-extensions"
+TORCH_PKGS="$BASE_PKGS,python3-torch,python3-numpy,$INIT_PKGS"
+# Trixie has no python3-huggingface-hub (only forky/sid, 1.23.0-1, which would also pull git
+# and perl): the same version comes from PyPI into /opt/venv at build time, pinned with the two
+# requirements Debian cannot satisfy (click>=8.4.2; trixie has 8.1.8) or lacks (hf-xet). Part of
+# the content key through this script.
+TORCH_PIP_PKGS="huggingface_hub==1.23.0 click==8.5.1 hf-xet==1.8.0"
 
 # Files left out of the image (dpkg path-exclude), about 270 MB: libtorch's C++ test binaries,
 # and UCX's ROCm (AMD GPU) transport with the ROCm/LLVM libraries only it needs (UCX comes
 # in through OpenMPI, a dependency of libtorch; without the module files UCX just has no
 # ROCm transport). Nothing on the CPU/gloo path uses them.
+# Also about 100 MB of botocore's service models (uncompressed JSON for ~400 AWS services):
+# only S3 (the initializers) and STS (credential providers) are kept, with the top-level
+# endpoints/partitions files; boto3.client("<any other service>") raises UnknownServiceError.
 TRIM=(
+  --dpkgopt='path-exclude=/usr/lib/python3/dist-packages/botocore/data/*/*'
+  --dpkgopt='path-include=/usr/lib/python3/dist-packages/botocore/data/s3/*'
+  --dpkgopt='path-include=/usr/lib/python3/dist-packages/botocore/data/sts/*'
   --dpkgopt='path-exclude=/usr/lib/libtorch-test/*'
   --dpkgopt='path-exclude=/usr/lib/x86_64-linux-gnu/ucx/*rocm*'
   --dpkgopt='path-exclude=/usr/lib/x86_64-linux-gnu/libamdhip64.so*'
@@ -90,9 +107,13 @@ build_rootfs() {
     hooks+=(--customize-hook='printf "%s\n" "#!/opt/venv/bin/python3" "import sys" "from torch.distributed.run import main" "if __name__ == \"__main__\":" "    sys.exit(main())" >"$1/opt/venv/bin/torchrun"; chmod 755 "$1/opt/venv/bin/torchrun"')
     # Debian's torch has no libuv but TCPStore asks for it by default: torchrun fails without this.
     hooks+=(--customize-hook="cp '$HERE/torch_no_libuv.py' \"\$1/tmp/\" && chroot \"\$1\" env -i PATH=/usr/bin:/bin python3 /tmp/torch_no_libuv.py")
-    hooks+=(--customize-hook='chroot "$1" env -i PATH=/opt/venv/bin:/usr/bin:/bin python3 -c "import torch, numpy, torch.distributed as d; assert not getattr(d.TCPStore(\"127.0.0.1\", 0, is_master=True), \"libuvBackend\", False); print(\"chroot check: torch\", torch.__version__, \"numpy\", numpy.__version__)"')
+    # huggingface_hub into the venv (PyPI through the egress proxy; CA certificates are in place).
+    hooks+=(--customize-hook="chroot \"\$1\" env -i PATH=/opt/venv/bin:/usr/bin:/bin HOME=/root SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt pip install --no-cache-dir --disable-pip-version-check --no-compile --progress-bar off -q $TORCH_PIP_PKGS")
+    # The service directories that path-exclude left empty.
+    hooks+=(--customize-hook='find "$1/usr/lib/python3/dist-packages/botocore/data" -mindepth 1 -type d -empty -delete')
+    hooks+=(--customize-hook='chroot "$1" env -i PATH=/opt/venv/bin:/usr/bin:/bin python3 -c "import torch, numpy, boto3, huggingface_hub, torch.distributed as d; assert not getattr(d.TCPStore(\"127.0.0.1\", 0, is_master=True), \"libuvBackend\", False); [boto3.client(n, region_name=\"us-east-1\") for n in (\"s3\", \"sts\")]; print(\"chroot check: torch\", torch.__version__, \"numpy\", numpy.__version__, \"boto3\", boto3.__version__, \"huggingface_hub\", huggingface_hub.__version__)"')
   fi
-  hooks+=(--customize-hook='mkdir -p "$1/work"; rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin "$1"/tmp/* "$1"/var/log/apt/* ; find "$1/opt/venv" -name __pycache__ -prune -exec rm -rf {} +')
+  hooks+=(--customize-hook='mkdir -p "$1/work"; rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin "$1"/tmp/* "$1"/var/log/apt/* "$1"/root/.cache; find "$1/opt/venv" -name __pycache__ -prune -exec rm -rf {} +')
   log "$kind: mmdebstrap $SUITE ($pkgs) -> $out"
   local t0=$SECONDS rc=0
   env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME="$HOME" LANG=C.UTF-8 \
@@ -142,9 +163,9 @@ import_image() {
 check_image() {  # $1 engine, $2 kind, $3 image
   local cmd
   if [ "$2" = torch ]; then
-    cmd='import torch, numpy, shutil, sys; assert shutil.which("torchrun") == "/opt/venv/bin/torchrun", shutil.which("torchrun"); print("python", sys.version.split()[0], "torch", torch.__version__, "numpy", numpy.__version__, "torchrun", shutil.which("torchrun"))'
+    cmd='import torch, numpy, boto3, huggingface_hub, shutil, sys; assert shutil.which("torchrun") == "/opt/venv/bin/torchrun", shutil.which("torchrun"); print("python", sys.version.split()[0], "torch", torch.__version__, "numpy", numpy.__version__, "boto3", boto3.__version__, "huggingface_hub", huggingface_hub.__version__, "torchrun", shutil.which("torchrun"))'
   else
-    cmd='import sys; print("python", sys.version.split()[0], "prefix", sys.prefix)'
+    cmd='import importlib.util as u, sys; assert not any(map(u.find_spec, ("boto3", "huggingface_hub"))), "slim image has boto3/huggingface_hub"; print("python", sys.version.split()[0], "prefix", sys.prefix)'
   fi
   local out
   out=$(kft_engine_cli "$1" run --rm "$3" python3 -c "$cmd" 2>&1) || { printf '%s\n' "$out" >&2; die "$1: $3 failed its smoke test"; }

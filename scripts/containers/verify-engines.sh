@@ -4,7 +4,7 @@
 #   scripts/containers/verify-engines.sh [docker|podman|all]      (default: all)
 #
 # Per engine: a 2-node torchrun (gloo all_reduce) across two containers on a user-defined
-# network (peers found by container name), then `pip install six` in a container (PyPI
+# network (peers found by container name), then `pip install iniconfig` (not in the image) in a container (PyPI
 # through the baked-in CA), also in the slim image when it exists. Everything it creates (containers kft-verify-*, network
 # kft-verify-net) is removed on exit. Needs setup-engines.sh and build-test-image.sh first.
 set -euo pipefail
@@ -52,10 +52,10 @@ verify() {
 
   t0=$(now)
   out=$(kft_engine_cli "$e" run --rm --name kft-verify-pip "$IMG" sh -c \
-    'pip install -q six && python3 -c "import six, torch; print(\"six\", six.__version__, \"from\", six.__file__, \"torch\", torch.__version__)"' 2>&1) \
-    || { printf '%s\n' "$out" >&2; die "$e: pip install six failed"; }
-  printf '%s\n' "$out" | grep -q 'from /opt/venv/' || { printf '%s\n' "$out" >&2; die "$e: six not installed into /opt/venv"; }
-  log "$e: pip install six ok in $(secs "$t0" "$(now)") s: $(printf '%s\n' "$out" | tail -n 1)"
+    'pip install -q iniconfig && python3 -c "import iniconfig, torch; print(\"iniconfig from\", iniconfig.__file__, \"torch\", torch.__version__)"' 2>&1) \
+    || { printf '%s\n' "$out" >&2; die "$e: pip install iniconfig failed"; }
+  printf '%s\n' "$out" | grep -q 'from /opt/venv/' || { printf '%s\n' "$out" >&2; die "$e: iniconfig not installed into /opt/venv"; }
+  log "$e: pip install iniconfig ok in $(secs "$t0" "$(now)") s: $(printf '%s\n' "$out" | tail -n 1)"
 
   if kft_engine_cli "$e" image inspect "$KFT_SLIM_IMAGE" >/dev/null 2>&1; then
     t0=$(now)
