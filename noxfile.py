@@ -23,6 +23,9 @@ K8S = ROOT / "packages" / "trainer-backend-k8s"
 EXAMPLE = ROOT / "tests" / "example-plugin"
 BACKENDS = ["trainer-backend-k8s", "trainer-backend-local", "trainer-backend-docker", "trainer-backend-podman"]
 PYTEST = ["pytest", "-ra", "-p", "no:cacheprovider"]
+INITIALIZER_TEST_DEPS = ["moto[server]", "boto3", "huggingface_hub"]
+"""The initializer tests' servers (moto's S3) and clients (boto3 to fill it, huggingface_hub for the Hub
+stand-in's own test). The jobs' initializer steps get their libraries from their own environment/image."""
 
 
 @nox.session
@@ -62,9 +65,11 @@ def k8s(session: nox.Session) -> None:
 
 @nox.session
 def e2e(session: nox.Session) -> None:
-    """End-to-end suites: container backends on both engines, one script on local/docker/podman."""
+    """End-to-end suites: container backends on both engines, one script on local/docker/podman, dataset and
+    model initializers on local/docker/podman against real S3 (moto), HTTP and a Hub stand-in."""
     session.install("-e", f"{CORE}[testing]", "-e", str(LOCAL), "-e", str(DOCKER), "-e", str(PODMAN))
-    session.run(*PYTEST, str(ROOT / "tests" / "e2e"), *session.posargs)
+    session.install(*INITIALIZER_TEST_DEPS)
+    session.run(*PYTEST, str(ROOT / "tests" / "support"), str(ROOT / "tests" / "e2e"), *session.posargs)
 
 
 @nox.session(name="example_plugin")

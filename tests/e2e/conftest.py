@@ -43,9 +43,8 @@ def config_for(engine: str, **overrides: object):  # type: ignore[no-untyped-def
     return PodmanBackendConfig(**{"host": PODMAN_URL, **settings})
 
 
-@pytest.fixture(params=["docker", "podman"])
-def engine(request: pytest.FixtureRequest) -> str:
-    name = str(request.param)
+def require_engine(name: str) -> str:
+    """Fail (never skip) with the setup hint when the engine or the test image is missing."""
     probe = subprocess.run([*CLI[name], "image", "inspect", TEST_IMAGE], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
         pytest.fail(
@@ -54,3 +53,8 @@ def engine(request: pytest.FixtureRequest) -> str:
             pytrace=False,
         )
     return name
+
+
+@pytest.fixture(params=["docker", "podman"])
+def engine(request: pytest.FixtureRequest) -> str:
+    return require_engine(str(request.param))

@@ -34,3 +34,25 @@ def test_quickstart_runs_unchanged(backend: str, tmp_path: Path) -> None:
     for rank in (0, 1):
         assert f"[node-{rank}] rank {rank}/2 epoch 2 mean loss" in out.stdout, out.stdout[-3000:]
     assert "Complete; steps: [('node-0', 'Complete'), ('node-1', 'Complete')]" in out.stdout
+
+
+@pytest.mark.parametrize("backend", ["local", "docker", "podman"])
+def test_initializers_example_runs_unchanged(backend: str, tmp_path: Path) -> None:
+    """examples/initializers.py: a local dataset directory and checkpoint file reach the function everywhere."""
+    env = {
+        **os.environ,
+        "KUBEFLOW_TRAINER_BACKEND": backend,
+        "KUBEFLOW_TRAINER_IMAGE": TEST_IMAGE,
+        "KUBEFLOW_TRAINER_PULL_POLICY": "Never",
+        "CONTAINER_HOST": PODMAN_URL,
+        "KUBEFLOW_TRAINER_LOCAL_STATE_DIR": str(tmp_path / "state"),
+    }
+    script = SCRIPT.parent / "initializers.py"
+    out = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=900, check=False
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "[node-0] 50 rows from /" in out.stdout and "w=3.0" in out.stdout, out.stdout[-3000:]
+    assert "('dataset-initializer', 'Complete'), ('model-initializer', 'Complete'), ('node-0', 'Complete')" in (
+        out.stdout
+    )
