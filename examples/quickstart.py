@@ -32,6 +32,7 @@ def train(epochs: int) -> None:
         total = torch.tensor([loss.item()])
         dist.all_reduce(total)
         print(f"rank {rank}/{world} epoch {epoch} mean loss {total.item() / world:.4f}", flush=True)
+    dist.barrier()  # nobody tears gloo down while a peer still talks to it
     dist.destroy_process_group()
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import tarfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,7 +157,11 @@ def test_s3_dataset_and_http_model_reach_the_training_function(backend, s3, file
         dataset_log = list(client.get_job_logs(job, step="dataset-initializer"))
         assert any("fetched 3 of 3 objects under s3://datasets/e2e/v1/" in line for line in dataset_log), dataset_log
         # kept after success, with events, until the job is deleted
-        objects = {e.involved_object_name for e in client.get_job_events(job)}
+        deadline = time.monotonic() + 10  # engines write their event logs asynchronously (Podman: a file)
+        objects: set[str] = set()
+        while not {"dataset-initializer", "model-initializer"} <= objects and time.monotonic() < deadline:
+            objects = {e.involved_object_name for e in client.get_job_events(job)}
+            time.sleep(0.2)
         assert {"dataset-initializer", "model-initializer"} <= objects, objects
     finally:
         client.delete_job(job)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -124,8 +125,17 @@ class PodmanEngine(ContainerEngine):
 
     @translate_errors
     def put_files(self, container: str, directory: str, files: dict[str, str]) -> None:
-        if not self.client.containers.get(container).put_archive(directory, tar_files(files)):
-            raise BackendError(f"could not copy the job's files into {directory}")
+        # podman-py's put_archive only says True/False; the REST call keeps the service's reason. Podman 4.3
+        # now and then refuses the first copy into a just-created container: one short retry covers it.
+        data = tar_files(files)
+        problem = ""
+        for attempt in range(3):
+            response = self.client.api.put(f"/containers/{container}/archive", params={"path": directory}, data=data)
+            if response.ok:
+                return
+            problem = f"HTTP {response.status_code}: {response.text.strip()[:300]}"
+            time.sleep(0.2 * (attempt + 1))
+        raise BackendError(f"could not copy the job's files into {directory} of the container ({problem})")
 
     @translate_errors
     def start_container(self, container: str) -> None:

@@ -62,6 +62,7 @@ def allreduce_job() -> None:
     expected = world * (world + 1) / 2
     sys.stdout.write(f"ALLREDUCE rank={rank} world={world} sum={value.item()} expected={expected}\n")
     sys.stdout.flush()
+    dist.barrier()  # nobody tears gloo down while a peer still talks to it
     dist.destroy_process_group()
     if value.item() != expected:
         raise SystemExit(1)
