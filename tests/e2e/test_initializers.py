@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sys
 import tarfile
 import time
@@ -31,6 +30,7 @@ from kubeflow_trainer import (
     HuggingFaceDatasetInitializer,
     HuggingFaceModelInitializer,
     Initializer,
+    InvalidRequestError,
     JobFailedError,
     Name,
     S3DatasetInitializer,
@@ -321,7 +321,7 @@ def test_initializer_timeout_fails_a_slow_step(backend, files, tmp_path):
 
 
 def test_a_named_cache_is_reused_instead_of_downloading_again(backend, files):
-    name_, client, host = backend
+    _name, client, host = backend
     cache = f"e2e-{uuid.uuid4().hex[:8]}"
     url = files.url("/models/m.tar.gz", host)
     before = files.gets.get("/models/m.tar.gz", 0)
@@ -342,10 +342,6 @@ def test_a_named_cache_is_reused_instead_of_downloading_again(backend, files):
         assert not any("reusing cache" in line for line in logs[0]), logs[0]
         assert any(f"reusing cache {cache!r}" in line for line in logs[1]), logs[1]
     finally:
-        if name_ == "local":
-            import shutil
-
-            data_cache = client.backend.config.data_cache_dir  # type: ignore[attr-defined]
-            shutil.rmtree(os.path.join(data_cache, cache), ignore_errors=True)
-        else:
-            client.backend.delete_cache(cache)  # type: ignore[attr-defined]
+        client.backend.delete_cache(cache)  # type: ignore[attr-defined]
+    with pytest.raises(InvalidRequestError, match="no initializer cache"):
+        client.backend.delete_cache(cache)  # type: ignore[attr-defined]

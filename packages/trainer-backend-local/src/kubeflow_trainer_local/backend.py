@@ -522,6 +522,16 @@ class LocalProcessBackend(Backend):
                 in_use.update(i["environment"]["key"] for i in request.get("initializers", []))
         return self.cache.prune(older_than_seconds, keep=in_use)
 
+    def delete_cache(self, cache: str) -> None:
+        """Remove the named initializer cache (``<data_cache_dir>/<cache>``) that ``cache=...`` filled."""
+        from kubeflow_trainer.types import BaseInitializer
+
+        BaseInitializer(storage_uri="x", cache=cache)  # the same name rules as the initializers: no paths
+        path = os.path.join(self.config.data_cache_dir, cache)
+        if not os.path.isdir(path):
+            raise InvalidRequestError(f"there is no initializer cache {cache!r} in {self.config.data_cache_dir}")
+        shutil.rmtree(path)
+
     def get_runtime_packages(self, runtime: Runtime) -> list[str]:
         """The runtime's requirements, pinned to what its cached environment resolved when one exists."""
         reqs = list(runtime.trainer.packages)
