@@ -17,8 +17,8 @@ from conftest import PODMAN_URL, TEST_IMAGE
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "quickstart.py"
 
 
-@pytest.mark.parametrize("backend", ["local", "docker", "podman"])
-def test_quickstart_runs_unchanged(backend: str, tmp_path: Path) -> None:
+def run_example(script: Path, backend: str, tmp_path: Path) -> str:
+    """Run an example script unchanged, choosing only the backend (and the test image), as a user would."""
     env = {
         **os.environ,
         "KUBEFLOW_TRAINER_BACKEND": backend,
@@ -28,31 +28,23 @@ def test_quickstart_runs_unchanged(backend: str, tmp_path: Path) -> None:
         "KUBEFLOW_TRAINER_LOCAL_STATE_DIR": str(tmp_path / "state"),
     }
     out = subprocess.run(
-        [sys.executable, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=900, check=False
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=900, check=False
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout
+
+
+@pytest.mark.parametrize("backend", ["local", "docker", "podman"])
+def test_quickstart_runs_unchanged(backend: str, tmp_path: Path) -> None:
+    stdout = run_example(SCRIPT, backend, tmp_path)
     for rank in (0, 1):
-        assert f"[node-{rank}] rank {rank}/2 epoch 2 mean loss" in out.stdout, out.stdout[-3000:]
-    assert "Complete; steps: [('node-0', 'Complete'), ('node-1', 'Complete')]" in out.stdout
+        assert f"[node-{rank}] rank {rank}/2 epoch 2 mean loss" in stdout, stdout[-3000:]
+    assert "Complete; steps: [('node-0', 'Complete'), ('node-1', 'Complete')]" in stdout
 
 
 @pytest.mark.parametrize("backend", ["local", "docker", "podman"])
 def test_initializers_example_runs_unchanged(backend: str, tmp_path: Path) -> None:
     """examples/initializers.py: a local dataset directory and checkpoint file reach the function everywhere."""
-    env = {
-        **os.environ,
-        "KUBEFLOW_TRAINER_BACKEND": backend,
-        "KUBEFLOW_TRAINER_IMAGE": TEST_IMAGE,
-        "KUBEFLOW_TRAINER_PULL_POLICY": "Never",
-        "CONTAINER_HOST": PODMAN_URL,
-        "KUBEFLOW_TRAINER_LOCAL_STATE_DIR": str(tmp_path / "state"),
-    }
-    script = SCRIPT.parent / "initializers.py"
-    out = subprocess.run(
-        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=900, check=False
-    )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "[node-0] 50 rows from /" in out.stdout and "w=3.0" in out.stdout, out.stdout[-3000:]
-    assert "('dataset-initializer', 'Complete'), ('model-initializer', 'Complete'), ('node-0', 'Complete')" in (
-        out.stdout
-    )
+    stdout = run_example(SCRIPT.parent / "initializers.py", backend, tmp_path)
+    assert "[node-0] 50 rows from /" in stdout and "w=3.0" in stdout, stdout[-3000:]
+    assert "('dataset-initializer', 'Complete'), ('model-initializer', 'Complete'), ('node-0', 'Complete')" in (stdout)
