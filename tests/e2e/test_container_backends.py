@@ -10,7 +10,7 @@ import textwrap
 import time
 
 import pytest
-from conftest import cli, config_for, engine_objects
+from conftest import TEST_IMAGE, cli, config_for, engine_objects
 
 from kubeflow_trainer import (
     AlreadyExistsError,
@@ -169,3 +169,26 @@ def test_wait_is_prompt_after_failure(client):
         client.wait_for_job_status(name, timeout=120, polling_interval=2)
     assert time.monotonic() - started < 60
     client.delete_job(name)
+
+
+def test_an_engine_refusal_mid_creation_leaves_nothing_behind(client, engine, tmp_path):
+    """A container named like the job's node 0 but not the SDK's (made with the CLI) makes the engine refuse
+    the node after the volume, network, a new cache volume and the initializer container exist: all of them
+    are removed again, and the error is typed."""
+    from kubeflow_trainer import BackendError, Initializer, UrlDatasetInitializer
+
+    (tmp_path / "data.txt").write_text("x")
+    job, cache = "kft-midfail", f"midfail-{os.getpid()}"
+    cli(engine, "create", "--name", f"{job}-node-0", TEST_IMAGE, "true")
+    try:
+        with pytest.raises(BackendError):
+            client.train(
+                trainer=CustomTrainer(func=counter, func_args={"n": 1}),
+                initializer=Initializer(dataset=UrlDatasetInitializer(storage_uri=str(tmp_path), cache=cache)),
+                options=[Name(job)],
+            )
+        containers, networks, volumes = engine_objects(engine)
+        assert not any(job in n for n in containers | networks | volumes)
+        assert f"kft-cache-{cache}" not in cli(engine, "volume", "ls", "--format", "{{.Name}}").split()
+    finally:
+        cli(engine, "rm", "-f", f"{job}-node-0")

@@ -112,10 +112,7 @@ class DockerEngine(ContainerEngine):
             "labels": spec.labels,
             "environment": spec.env,
             "network": spec.network,
-            "volumes": {
-                **{vol: {"bind": path, "mode": "rw"} for vol, path in spec.volumes.items()},
-                **{host: {"bind": path, "mode": "ro"} for host, path in spec.binds.items()},
-            },
+            "volumes": spec.mounts(),
             "working_dir": spec.working_dir,
             "detach": True,
         }

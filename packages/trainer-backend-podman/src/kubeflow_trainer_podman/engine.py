@@ -96,10 +96,7 @@ class PodmanEngine(ContainerEngine):
             "labels": spec.labels,
             "environment": spec.env,
             "networks": {spec.network: {}},
-            "volumes": {
-                **{vol: {"bind": path, "mode": "rw"} for vol, path in spec.volumes.items()},
-                **{host: {"bind": path, "mode": "ro"} for host, path in spec.binds.items()},
-            },
+            "volumes": spec.mounts(),
             "working_dir": spec.working_dir,
         }
         if spec.command:

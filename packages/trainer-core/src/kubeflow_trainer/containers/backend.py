@@ -298,6 +298,7 @@ class ContainerBackend(Backend):
             raise AlreadyExistsError(name, self.name)
         self._ensure_image(request["image"])
         created: list[str] = []
+        new_caches: list[str] = []
         network = volume = False
         try:
             self.engine.create_volume(request["volume"]["name"], request["volume"]["labels"])
@@ -305,7 +306,8 @@ class ContainerBackend(Backend):
             self.engine.create_network(request["network"]["name"], request["network"]["labels"])
             network = True
             for cache in request["cache_volumes"]:
-                self._ensure_cache_volume(cache["name"], cache["labels"])
+                if self._ensure_cache_volume(cache["name"], cache["labels"]):
+                    new_caches.append(cache["name"])
             secrets = {init.step: init.secrets for init in plan_initializers(plan.initializer)}
             for spec in request["containers"]:
                 step = spec["labels"][self._label("step")]
@@ -321,16 +323,21 @@ class ContainerBackend(Backend):
                 self._quietly(self.engine.remove_network, request["network"]["name"])
             if volume:
                 self._quietly(self.engine.remove_volume, request["volume"]["name"])
+            for cache_volume in new_caches:  # still empty: nothing ran
+                self._quietly(self.engine.remove_volume, cache_volume)
             raise
 
-    def _ensure_cache_volume(self, name: str, labels: dict[str, str]) -> None:
+    def _ensure_cache_volume(self, name: str, labels: dict[str, str]) -> bool:
+        """Create the cache volume unless it exists; True when this call created it."""
         if name in self.engine.list_volumes(labels):
-            return
+            return False
         try:
             self.engine.create_volume(name, labels)
         except BackendError:
             if name not in self.engine.list_volumes(labels):  # not a concurrent job creating the same cache
                 raise
+            return False
+        return True
 
     def delete_cache(self, cache: str) -> None:
         """Remove the named initializer cache volume."""

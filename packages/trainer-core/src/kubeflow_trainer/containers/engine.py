@@ -100,6 +100,13 @@ class ContainerSpec:
     gpus: int | None = None
     extended: dict[str, int] = field(default_factory=dict)
 
+    def mounts(self) -> dict[str, dict[str, str]]:
+        """Volumes (read-write) and binds (read-only) in the ``volumes=`` shape docker-py and podman-py share."""
+        return {
+            **{vol: {"bind": path, "mode": "rw"} for vol, path in self.volumes.items()},
+            **{host: {"bind": path, "mode": "ro"} for host, path in self.binds.items()},
+        }
+
     def as_dict(self) -> dict[str, Any]:
         """Plain dict, for dry runs."""
         return dict(self.__dict__)
