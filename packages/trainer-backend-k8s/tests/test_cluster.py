@@ -11,6 +11,7 @@ import pytest
 from conftest import require
 
 from kubeflow_trainer import (
+    AlreadyExistsError,
     Annotations,
     BackendUnavailableError,
     BuiltinTrainer,
@@ -141,6 +142,18 @@ def test_initializer_credentials_travel_in_a_secret_owned_by_the_job(client, pla
             time.sleep(0.5)
     assert jobset is not None, "the Trainer controller created no JobSet"
     assert f"{name}-dataset-initializer" in json.dumps(jobset["spec"]), "the Secret is not wired into the JobSet"
+    # The same name again, with other credentials: refused, and the first job's Secret is untouched.
+    with pytest.raises(AlreadyExistsError):
+        client.train(
+            runtime="torchtune-llama3.2-1b",
+            trainer=BuiltinTrainer(config=TorchTuneConfig(epochs=1)),
+            initializer=Initializer(
+                dataset=S3DatasetInitializer(storage_uri="s3://b/d", access_key_id="OTHER", secret_access_key="x")
+            ),
+            options=[Name("init-secrets")],
+        )
+    again = core.read_namespaced_secret(f"{name}-dataset-initializer", ns)
+    assert again.data == secret.data and again.metadata.uid == secret.metadata.uid
     client.delete_job(name)
     for target in ("dataset", "model"):
         with pytest.raises(Exception, match=r"404|Not Found"):

@@ -213,20 +213,27 @@ class KubernetesBackend(Backend):
             render_secret(plan.name, target, values, self.namespace)
             for target, values in initializer_secrets(plan).items()
         ]
+        written: list[str] = []
         for secret in secrets:  # first, so that the initializer pods find them; owned by the job below
+            name = secret["metadata"]["name"]
             try:
                 self._call(self.core.create_namespaced_secret, self.namespace, secret)
             except ApiException as exc:
                 if exc.status != 409:
+                    self._delete_secrets(plan.name, written)
                     raise
-                name = secret["metadata"]["name"]
-                self._call(self.core.replace_namespaced_secret, name, self.namespace, secret)
+                if self._call(self.core.read_namespaced_secret, name, self.namespace).metadata.owner_references:
+                    # another TrainJob of this name holds it: touch nothing of that job
+                    self._delete_secrets(plan.name, written)
+                    raise AlreadyExistsError(plan.name, self.name) from exc
+                self._call(self.core.replace_namespaced_secret, name, self.namespace, secret)  # a leftover
+            written.append(name)
         try:
             created = self._call(
                 self.custom.create_namespaced_custom_object, GROUP, VERSION, self.namespace, "trainjobs", body
             )
         except BaseException as exc:
-            self._delete_secrets(plan.name, [s["metadata"]["name"] for s in secrets])
+            self._delete_secrets(plan.name, written)
             if isinstance(exc, ApiException) and exc.status == 409:
                 raise AlreadyExistsError(plan.name, self.name) from exc
             raise
@@ -244,7 +251,7 @@ class KubernetesBackend(Backend):
     def _delete_secrets(self, job: str, names: list[str] | None = None) -> None:
         """Delete the job's initializer Secrets; absent ones, or no right to touch Secrets (a job without
         credentials never had any), are not an error: ownerReferences let the cluster collect them."""
-        for name in names or [initializer_secret_name(job, t) for t in ("dataset", "model")]:
+        for name in [initializer_secret_name(job, t) for t in ("dataset", "model")] if names is None else names:
             try:
                 self._call(self.core.delete_namespaced_secret, name, self.namespace)
             except ApiException as exc:
