@@ -157,7 +157,7 @@ def test_s3_dataset_and_http_model_reach_the_training_function(backend, s3, file
         dataset_log = list(client.get_job_logs(job, step="dataset-initializer"))
         assert any("fetched 3 of 3 objects under s3://datasets/e2e/v1/" in line for line in dataset_log), dataset_log
         # kept after success, with events, until the job is deleted
-        deadline = time.monotonic() + 10  # engines write their event logs asynchronously (Podman: a file)
+        deadline = time.monotonic() + 10  # an engine may record the last events a moment after the exit
         objects: set[str] = set()
         while not {"dataset-initializer", "model-initializer"} <= objects and time.monotonic() < deadline:
             objects = {e.involved_object_name for e in client.get_job_events(job)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -207,16 +208,25 @@ class PodmanEngine(ContainerEngine):
     @translate_errors
     def events(self, labels: dict[str, str], since: datetime, until: datetime) -> list[EngineEvent]:
         out = []
-        stream = self.client.events(  # type: ignore[no-untyped-call]
-            since=int(since.timestamp()), until=int(until.timestamp()) + 1, filters={"type": "container"}, decode=True
-        )
-        for ev in stream:
+        # No `until` and no streaming: Podman 4.3 answers a query with `until` now and then with no events or
+        # only some (measured: 3 of 40 identical queries); without it, 40 of 40 were complete. `until` is
+        # applied here instead.
+        params = {"since": int(since.timestamp()), "filters": json.dumps({"type": ["container"]}), "stream": False}
+        response = self.client.api.get("/events", params=params)
+        if not response.ok:
+            raise BackendError(f"the Podman service refused the events query: HTTP {response.status_code}")
+        for line in response.text.splitlines():
+            if not line.strip():
+                continue
+            ev = json.loads(line)
             attrs = dict(ev.get("Actor", {}).get("Attributes", {}))
             if any(attrs.get(k) != v for k, v in labels.items()):  # labels travel as attributes; see list_containers
                 continue
             if "containerExitCode" in attrs:
                 attrs["exitCode"] = attrs["containerExitCode"]
             nanos = ev.get("timeNano") or int(ev.get("time", 0)) * 10**9
+            if nanos / 1e9 > until.timestamp() + 1:
+                continue
             out.append(
                 EngineEvent(
                     time=datetime.fromtimestamp(nanos / 1e9, timezone.utc),
