@@ -121,7 +121,9 @@ def packaging(session: nox.Session) -> None:
     dist = Path(session.create_tmp()) / "wheels"
     shutil.rmtree(dist, ignore_errors=True)
     dist.mkdir(parents=True)
-    session.install("build", "pip")
+    # uv goes into the session too: `build --installer uv` and the installs below run it from the session's
+    # PATH, and a new machine has no global uv (only .venv's, which nox does not put on PATH).
+    session.install("build", "pip", "uv")
     for folder in [CORE, *(ROOT / "packages" / b for b in BACKENDS), EXAMPLE]:
         session.run("python", "-m", "build", "--wheel", "--installer", "uv", "--outdir", str(dist), str(folder))
     # Third-party dependencies are fetched into the same folder first; then installs use no index at all.
@@ -141,7 +143,7 @@ def packaging(session: nox.Session) -> None:
     for label, spec, check in (("alone", "trainer-core", "core_alone"), ("all", "trainer-core[all]", "all_extras")):
         venv = tmp / f"venv-{label}"
         shutil.rmtree(venv, ignore_errors=True)
-        session.run("uv", "venv", "--quiet", str(venv), external=True)
+        session.run("uv", "venv", "--quiet", str(venv))
         py = str(venv / "bin" / "python")
         session.run(
             "uv",
@@ -154,7 +156,6 @@ def packaging(session: nox.Session) -> None:
             "--find-links",
             str(dist),
             spec,
-            external=True,
         )
         session.run(py, str(ROOT / "tests" / "packaging_check.py"), check, external=True)
 

@@ -32,6 +32,9 @@ from kubeflow_trainer_local.pipconfig import PipSettings
 READY = ".ready"
 META = "meta.json"
 VENV = "venv"
+BYTECODE_LAYOUT = "compiled-at-install"
+"""Part of every environment key: packages are compiled to bytecode when installed, so a job's imports read
+``.pyc`` files even where ``PYTHONDONTWRITEBYTECODE`` is set."""
 
 
 class EnvironmentError_(RuntimeError):
@@ -111,6 +114,8 @@ class EnvSpec:
                 "pip": self.pip.fingerprint(),
                 "system_site_packages": self.system_site_packages,
                 "installer": self.installer,
+                # Environments built before packages were compiled at install time must not be reused.
+                "bytecode": BYTECODE_LAYOUT,
             },
             sort_keys=True,
         )
@@ -241,6 +246,9 @@ class EnvironmentCache:
                         "install",
                         "--python",
                         os.path.join(venv, "bin", "python"),
+                        # uv leaves .py files uncompiled by default; with PYTHONDONTWRITEBYTECODE=1 (common in
+                        # containers and CI) every job would then compile torch's modules again on import.
+                        "--compile-bytecode",
                         *spec.pip.installer_args(),
                         *requirements,
                     ],
@@ -258,6 +266,7 @@ class EnvironmentCache:
                         "pip",
                         "install",
                         "--disable-pip-version-check",
+                        "--compile",  # pip's default, stated: bytecode written at install, not at import
                         *index_args,
                         *requirements,
                     ],
