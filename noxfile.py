@@ -11,8 +11,6 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
-# Installed like pip does it (with bytecode), so import-time figures are what a user sees.
-os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
 
 ROOT = Path(__file__).parent
 CORE = ROOT / "packages" / "trainer-core"
@@ -28,38 +26,46 @@ INITIALIZER_TEST_DEPS = ["moto[server]", "boto3", "huggingface_hub"]
 stand-in's own test). The jobs' initializer steps get their libraries from their own environment/image."""
 
 
+def install(session: nox.Session, *args: str) -> None:
+    """Install into the session like pip does it (with bytecode), so import-time figures are what a user sees.
+
+    Only these installs get ``UV_COMPILE_BYTECODE``: the tests' own processes must not inherit it, or the local
+    backend's job environments would be compiled because of the test runner rather than by the backend."""
+    session.install(*args, env={"UV_COMPILE_BYTECODE": "1"})
+
+
 @nox.session
 def core(session: nox.Session) -> None:
     """trainer-core alone, with no backend installed: its unit tests."""
-    session.install("-e", f"{CORE}[testing]")
+    install(session, "-e", f"{CORE}[testing]")
     session.run(*PYTEST, str(CORE / "tests"), *session.posargs)
 
 
 @nox.session
 def local(session: nox.Session) -> None:
     """The LocalProcess backend: kit + backend tests with real torchrun and torch."""
-    session.install("-e", f"{CORE}[testing]", "-e", str(LOCAL))
+    install(session, "-e", f"{CORE}[testing]", "-e", str(LOCAL))
     session.run(*PYTEST, str(LOCAL / "tests"), *session.posargs)
 
 
 @nox.session
 def docker(session: nox.Session) -> None:
     """The Docker backend against the real engine (scripts/containers/ sets it up): kit + e2e tests."""
-    session.install("-e", f"{CORE}[testing]", "-e", str(DOCKER))
+    install(session, "-e", f"{CORE}[testing]", "-e", str(DOCKER))
     session.run(*PYTEST, str(DOCKER / "tests"), *session.posargs)
 
 
 @nox.session
 def podman(session: nox.Session) -> None:
     """The Podman backend against the real Podman service (scripts/containers/ sets it up): the kit."""
-    session.install("-e", f"{CORE}[testing]", "-e", str(PODMAN))
+    install(session, "-e", f"{CORE}[testing]", "-e", str(PODMAN))
     session.run(*PYTEST, str(PODMAN / "tests"), *session.posargs)
 
 
 @nox.session
 def k8s(session: nox.Session) -> None:
     """The Kubernetes backend against the local control plane (scripts/k8s/: built, started, stopped here)."""
-    session.install("-e", f"{CORE}[testing]", "-e", str(K8S))
+    install(session, "-e", f"{CORE}[testing]", "-e", str(K8S))
     session.run(*PYTEST, str(K8S / "tests"), *session.posargs)
 
 
@@ -67,30 +73,30 @@ def k8s(session: nox.Session) -> None:
 def e2e(session: nox.Session) -> None:
     """End-to-end suites: container backends on both engines, one script on local/docker/podman, dataset and
     model initializers on local/docker/podman against real S3 (moto), HTTP and a Hub stand-in."""
-    session.install("-e", f"{CORE}[testing]", "-e", str(LOCAL), "-e", str(DOCKER), "-e", str(PODMAN))
-    session.install(*INITIALIZER_TEST_DEPS)
+    install(session, "-e", f"{CORE}[testing]", "-e", str(LOCAL), "-e", str(DOCKER), "-e", str(PODMAN))
+    install(session, *INITIALIZER_TEST_DEPS)
     session.run(*PYTEST, str(ROOT / "tests" / "support"), str(ROOT / "tests" / "e2e"), *session.posargs)
 
 
 @nox.session(name="example_plugin")
 def example_plugin(session: nox.Session) -> None:
     """The third-party example backend, pip-installed from its folder, passes the kit."""
-    session.install("-e", f"{CORE}[testing]")
-    session.install(str(EXAMPLE))  # a real (non-editable) install, as a user would
+    install(session, "-e", f"{CORE}[testing]")
+    install(session, str(EXAMPLE))  # a real (non-editable) install, as a user would
     session.run(*PYTEST, str(EXAMPLE / "tests"), *session.posargs)
 
 
 @nox.session
 def conformance(session: nox.Session) -> None:
     """The kit over every installed backend (built-in and third-party) at once."""
-    session.install("-e", f"{CORE}[testing]", "-e", str(LOCAL), "-e", str(DOCKER), "-e", str(PODMAN), str(EXAMPLE))
+    install(session, "-e", f"{CORE}[testing]", "-e", str(LOCAL), "-e", str(DOCKER), "-e", str(PODMAN), str(EXAMPLE))
     session.run(*PYTEST, str(ROOT / "tests" / "conformance"), *session.posargs)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff: lint and format check."""
-    session.install("ruff")
+    install(session, "ruff")
     session.run("ruff", "check", "packages", "tests", "benchmarks", "examples", "noxfile.py")
     session.run("ruff", "format", "--check", "packages", "tests", "benchmarks", "examples", "noxfile.py")
 
@@ -98,7 +104,8 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on core and every backend."""
-    session.install(
+    install(
+        session,
         "mypy",
         "pytest",
         "types-psutil",
@@ -123,7 +130,7 @@ def packaging(session: nox.Session) -> None:
     dist.mkdir(parents=True)
     # uv goes into the session too: `build --installer uv` and the installs below run it from the session's
     # PATH, and a new machine has no global uv (only .venv's, which nox does not put on PATH).
-    session.install("build", "pip", "uv")
+    install(session, "build", "pip", "uv")
     for folder in [CORE, *(ROOT / "packages" / b for b in BACKENDS), EXAMPLE]:
         session.run("python", "-m", "build", "--wheel", "--installer", "uv", "--outdir", str(dist), str(folder))
     # Third-party dependencies are fetched into the same folder first; then installs use no index at all.
@@ -163,7 +170,7 @@ def packaging(session: nox.Session) -> None:
 @nox.session
 def benchmarks(session: nox.Session) -> None:
     """Print the benchmark figures (import time, discovery; local backend vs upstream with --upstream)."""
-    session.install("-e", str(CORE), "-e", str(LOCAL), str(EXAMPLE))
+    install(session, "-e", str(CORE), "-e", str(LOCAL), str(EXAMPLE))
     upstream = ROOT / ".bench" / "upstream" / "bin" / "python"
     extra = ["--upstream-python", str(upstream)] if upstream.exists() else []
     session.run("python", str(ROOT / "benchmarks" / "import_and_discovery.py"), *extra)

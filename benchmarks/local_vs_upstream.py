@@ -10,6 +10,12 @@ The job prints a line (with a timestamp) and multiplies two small tensors. Measu
 - **upstream**: ``LocalProcessBackend`` with ``packages_to_install=["torch"]`` (without it, upstream does
   not install torch and the job fails), in its own venv.
 
+Also: ``import torch`` in the job environment with ``PYTHONDONTWRITEBYTECODE=1`` and without it (equal when
+the environment was compiled at install, as the backend does), next to the cost with no bytecode at all (what
+an environment installed without compiling costs every job), and whether the environment has bytecode. The
+benchmark runs with the caller's environment as it is: nothing here sets or clears PYTHONDONTWRITEBYTECODE for
+the SDK's jobs.
+
 Also: time from the job printing its line to ``get_job_logs(follow=True)`` yielding it, and memory on the
 SDK side (the client process, and the per-job supervisor process this SDK adds).
 
@@ -135,6 +141,40 @@ def floor(venv_python: str) -> float:
         return time.perf_counter() - t0
 
 
+def import_torch(venv_python: str, dont_write: bool | None, no_bytecode: bool = False) -> float:
+    """Seconds for ``python -c 'import torch'`` in the job environment (a fresh interpreter each time).
+
+    ``no_bytecode``: point Python's bytecode cache at an empty directory and write nothing, which is what an
+    environment installed without compiling costs when PYTHONDONTWRITEBYTECODE is set."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if dont_write:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    with tempfile.TemporaryDirectory() as empty:
+        argv = [venv_python, *(["-B", "-X", f"pycache_prefix={empty}"] if no_bytecode else []), "-c", "import torch"]
+        t0 = time.perf_counter()
+        subprocess.run(argv, check=True, env=env, capture_output=True)
+        return time.perf_counter() - t0
+
+
+def bytecode_share(venv_python: str) -> tuple[int, int]:
+    """(compiled, total) .py files of the environment's torch package."""
+    out = subprocess.run(
+        [
+            venv_python,
+            "-c",
+            "import importlib.util as u, pathlib as p; r = p.Path(u.find_spec('torch').origin).parent; "
+            "f = list(r.rglob('*.py')); "
+            "print(sum(p.Path(u.cache_from_source(str(x))).exists() for x in f), len(f))",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    done, total = out.stdout.split()
+    return int(done), int(total)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
@@ -155,6 +195,13 @@ def main() -> int:
     env = [e for e in TrainerClient(warm_cfg).backend.list_environments() if e.ready]  # type: ignore[attr-defined]
     venv_python = os.path.join(env[0].path, "venv", "bin", "python")
     floors = [floor(venv_python) for _ in range(args.runs)]
+    imports = {
+        "as is": [import_torch(venv_python, bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))) for _ in range(args.runs)],
+        "dont_write": [import_torch(venv_python, True) for _ in range(args.runs)],
+        "write": [import_torch(venv_python, False) for _ in range(args.runs)],
+        "none": [import_torch(venv_python, True, no_bytecode=True) for _ in range(args.runs)],
+    }
+    compiled, total = bytecode_share(venv_python)
     for i in range(args.runs):
         shutil.rmtree(os.path.join(state, f"cold-cache-{i}"), ignore_errors=True)
     upstream: list[float] = []
@@ -182,7 +229,7 @@ def main() -> int:
 
     w, c, f, u = med([r["seconds"] for r in warm]), med([r["seconds"] for r in cold]), med(floors), med(upstream)
     print(f"runs per row: {args.runs}; job: print a line, multiply two 3x3 tensors; medians in seconds\n")
-    print(f"{'measure':46s} {'median s':>9s}  runs")
+    print(f"{'measure':62s} {'median s':>9s}  runs")
     rows = [
         ("this SDK, warm (environment cached)", w, [r["seconds"] for r in warm]),
         ("this SDK, cold (new package set)", c, [r["seconds"] for r in cold]),
@@ -190,8 +237,17 @@ def main() -> int:
         ("upstream kubeflow 0.5.0 LocalProcessBackend", u, upstream),
     ]
     for label, value, values in rows:
-        print(f"{label:46s} {value:9.2f}  {' '.join(f'{v:.2f}' for v in values)}")
+        print(f"{label:62s} {value:9.2f}  {' '.join(f'{v:.2f}' for v in values)}")
+    dont_write_now = os.environ.get("PYTHONDONTWRITEBYTECODE") or "unset"
+    for label, key in (
+        (f"import torch in the job env, as is (PYTHONDONTWRITEBYTECODE={dont_write_now})", "as is"),
+        ("import torch, PYTHONDONTWRITEBYTECODE=1", "dont_write"),
+        ("import torch, PYTHONDONTWRITEBYTECODE unset", "write"),
+        ("import torch with no bytecode (an uncompiled env)", "none"),
+    ):
+        print(f"{label:62s} {med(imports[key]):9.2f}  {' '.join(f'{v:.2f}' for v in imports[key])}")
     print()
+    print(f"job environment bytecode: {compiled} of {total} torch modules compiled")
     print(f"warm vs upstream: {u / w:.1f}x faster (target >= 10x)")
     print(f"warm vs floor: {w / f:.2f}x (target <= 1.5x)")
     print(f"cold vs upstream: {c / u:.2f}x of upstream's time (target <= 1.0)")

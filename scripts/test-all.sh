@@ -7,8 +7,12 @@
 # Debian's archive (the test image, cached under ~/.cache/kubeflow-trainer-tests) and the Go module proxy
 # (the Kubernetes control plane, built once into ~/.cache/kubeflow-trainer-tests/k8s: 7.5-10 min cold, 0 s
 # warm; the k8s session starts and stops it).
+#
+# `scripts/test-all.sh --fresh` runs all of this from a new clone with an empty HOME and a PATH holding only
+# what a new machine has (scripts/fresh-check.sh): run it before resolving anything that touches setup.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = --fresh ]; then shift; exec bash scripts/fresh-check.sh "$@"; fi
 export PYTHONUNBUFFERED=1
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip

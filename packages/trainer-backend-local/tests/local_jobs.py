@@ -64,3 +64,20 @@ def import_six() -> None:
 
 def echo_arg(text: str) -> None:
     print(f"ARG {text}", flush=True)
+
+
+def bytecode_report() -> None:
+    """Whether torch's files were compiled when the environment was built: the probe is a module that no job
+    imports (so no job could have written its .pyc at import time), looked up without importing torch."""
+    import importlib.util
+    import os
+    import pathlib
+
+    spec = importlib.util.find_spec("torch")
+    assert spec is not None and spec.origin is not None
+    probe = pathlib.Path(spec.origin).parent / "utils" / "bottleneck" / "__main__.py"
+    compiled = pathlib.Path(importlib.util.cache_from_source(str(probe))).exists()
+    print(
+        f"BYTECODE probe={probe.exists()} compiled={compiled} dont_write={os.environ.get('PYTHONDONTWRITEBYTECODE')}",
+        flush=True,
+    )

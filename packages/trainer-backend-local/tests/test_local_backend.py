@@ -97,7 +97,10 @@ def test_failing_node_fails_job_fast_and_stops_the_other(client):
     failed_at = [float(x.split()[1]) for x in client.get_job_logs(name, step="node-1") if x.startswith("FAILING-AT")]
     assert failed_at, "node-1 did not run"
     lag = raised_at - failed_at[0]
-    assert lag < 1.0, f"wait_for_job_status raised {lag:.2f}s after the node failed"
+    # The behaviour, not a speed target: the job is known Failed long before node-0's 300 s sleep ends, and
+    # with polling_interval=2 a client would see it within one poll on an idle machine. The bound leaves
+    # room for a loaded 2-core machine; benchmarks/failure_lag.py prints the real figure.
+    assert lag < 20, f"wait_for_job_status raised {lag:.2f}s after the node failed"
     assert "node-1" in str(info.value)
     job = client.get_job(name)
     assert job.steps[1].exit_code not in (0, None)
@@ -250,3 +253,14 @@ def test_dry_run_returns_the_supervisor_request(client):
 
 def test_merge_requirements_user_overrides_runtime():
     assert merge_requirements(["torch", "numpy"], ["Torch==2.0", "six"]) == ["numpy", "six", "Torch==2.0"]
+
+
+def test_environment_is_compiled_at_install_even_without_bytecode_writes(client, monkeypatch):
+    """PYTHONDONTWRITEBYTECODE=1 (common in containers and CI) must not make every job compile torch again:
+    the environment's packages are compiled when it is built."""
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    name = client.train(trainer=CustomTrainer(func=jobs.bytecode_report))
+    client.wait_for_job_status(name, timeout=600, polling_interval=0.5)
+    lines = [x for x in client.get_job_logs(name) if x.startswith("BYTECODE")]
+    assert lines == ["BYTECODE probe=True compiled=True dont_write=1"], lines
+    client.delete_job(name)

@@ -82,8 +82,9 @@ class BackendConformance:
     """Whether jobs can ``import torch`` (then the multi-node check runs a gloo all-reduce)."""
     job_timeout: ClassVar[float] = 300
     """Seconds a kit job may take to complete."""
-    follow_first_line_within: ClassVar[float] = 10.0
-    """Seconds before the end of a streaming job by which its first line must have been yielded."""
+    follow_first_line_within: ClassVar[float] = 3.0
+    """Seconds after a streaming job printed its first line by which ``follow`` must have yielded it. The job
+    pauses 6 s between its two lines, so a backend that buffers until the end yields both at once and fails."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -286,7 +287,9 @@ class BackendConformance:
             client.wait_for_job_status(name, timeout=2, polling_interval=0.5)
         elapsed = time.monotonic() - started
         assert isinstance(info.value, TimeoutError)
-        assert 2 <= elapsed < 4, f"timeout=2 took {elapsed:.2f}s"
+        # Not a speed check: it catches waits that ignore the timeout (e.g. counting polls); a loaded machine
+        # may add a slow status read after the deadline.
+        assert 2 <= elapsed < 12, f"timeout=2 took {elapsed:.2f}s"
 
     def test_wait_rejects_bad_arguments(self, client: TrainerClient) -> None:
         """Bad wait arguments raise InvalidRequestError before polling."""
