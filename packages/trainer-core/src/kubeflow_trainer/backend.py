@@ -73,6 +73,9 @@ class Capability(str, Enum):
     """The ``ActiveDeadlineSeconds`` option."""
     RUNTIME_PATCH = "runtime-patch"
     """The ``RuntimePatch`` option (Kubernetes JobSet patches)."""
+    CALLABLE_OPTIONS = "callable-options"
+    """Options given as any callable ``option(job_spec, trainer, backend)`` (upstream's protocol): the backend
+    calls them on its native request (the TrainJob body on Kubernetes)."""
     EVENTS = "events"
     """``get_job_events`` returns the job's lifecycle events (without it, it returns an empty list)."""
     PERSISTENCE = "persistence"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kubeflow_trainer.backend import Capability
 
@@ -150,16 +150,200 @@ class ActiveDeadlineSeconds(JobOption):
         plan.active_deadline_seconds = self.seconds
 
 
-class RuntimePatch(JobOption):
-    """A strategic patch of the runtime's JobSet template (Kubernetes), in TrainJob ``runtimePatches`` shape.
+class _Patch(BaseModel):
+    """Base of the runtime patch types: validated, frozen, fields by keyword or position (as upstream's
+    dataclasses), rendered with camelCase keys and without unset (``None``) or empty values."""
 
-    ``patch`` is the ``trainingRuntimeSpec`` object, e.g.
-    ``{"template": {"spec": {"replicatedJobs": [{"name": "node", ...}]}}}``.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        fields = list(type(self).model_fields)
+        if len(args) > len(fields):
+            raise TypeError(f"{type(self).__name__} takes at most {len(fields)} positional argument(s)")
+        for field_name, value in zip(fields, args, strict=False):
+            if field_name in kwargs:
+                raise TypeError(f"{type(self).__name__} got {field_name!r} twice")
+            kwargs[field_name] = value
+        super().__init__(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The API shape of this patch, as upstream renders it: camelCase keys; ``None``, empty lists and
+        empty nested patches left out (other values, empty dicts included, as given)."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, list):
+                value = [v.to_dict() if isinstance(v, _Patch) else v for v in value]
+                if not value:
+                    continue
+            elif isinstance(value, _Patch):
+                value = value.to_dict()
+                if not value:
+                    continue
+            out[_camel(name)] = value
+        return out
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+_VALUE_FROM_KEYS = ("configMapKeyRef", "secretKeyRef", "fieldRef", "resourceFieldRef")
+
+
+class ContainerPatch(_Patch):
+    """Patch of one container of the runtime's pods (it must exist in the runtime, e.g. ``node``).
+
+    ``env`` entries are ``{"name": ..., "value": ...}`` or ``{"name": ..., "valueFrom": {...}}``;
+    ``volume_mounts`` entries need ``name`` and an absolute ``mountPath``.
     """
 
-    patch: dict[str, Any]
-    manager: str = "trainer.kubeflow.org/kubeflow-sdk"
+    name: str
+    env: list[dict[str, Any]] | None = None
+    volume_mounts: list[dict[str, Any]] | None = None
+    security_context: dict[str, Any] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("Container name must be a non-empty string (the runtime container to patch, e.g. 'node')")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        for entry in value or ():
+            if not entry.get("name"):
+                raise ValueError(f"env entry {entry!r} needs a non-empty 'name'")
+            if "value" not in entry and "valueFrom" not in entry:
+                raise ValueError(f"env entry {entry['name']!r} needs a 'value' or a 'valueFrom'")
+            if "valueFrom" in entry:
+                source = entry["valueFrom"]
+                if not isinstance(source, dict) or not any(k in source for k in _VALUE_FROM_KEYS):
+                    raise ValueError(
+                        f"env entry {entry['name']!r}: 'valueFrom' must be a dict with one of "
+                        f"{', '.join(_VALUE_FROM_KEYS)}"
+                    )
+        return value
+
+    @field_validator("volume_mounts")
+    @classmethod
+    def _mounts(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        for mount in value or ():
+            if not mount.get("name"):
+                raise ValueError(f"volume_mounts entry {mount!r} needs a non-empty 'name'")
+            path = mount.get("mountPath")
+            if not path or not isinstance(path, str) or not path.startswith("/"):
+                raise ValueError(
+                    f"volume_mounts entry {mount['name']!r} needs an absolute 'mountPath' (starting with /); "
+                    f"got {path!r}"
+                )
+        return value
+
+
+class PodSpecPatch(_Patch):
+    """Patch of the pod spec fields a manager may set on the runtime's pods."""
+
+    service_account_name: str | None = None
+    volumes: list[dict[str, Any]] | None = None
+    init_containers: list[ContainerPatch] | None = None
+    containers: list[ContainerPatch] | None = None
+    image_pull_secrets: list[dict[str, Any]] | None = None
+    security_context: dict[str, Any] | None = None
+    node_selector: dict[str, str] | None = None
+    affinity: dict[str, Any] | None = None
+    tolerations: list[dict[str, Any]] | None = None
+    scheduling_gates: list[dict[str, Any]] | None = None
+
+
+class PodTemplatePatch(_Patch):
+    """Patch of a Job's pod template: ``metadata`` (labels, annotations) and ``spec``."""
+
+    metadata: dict[str, Any] | None = None
+    spec: PodSpecPatch | None = None
+
+
+class JobSpecPatch(_Patch):
+    """Patch of a Job spec: its pod ``template``."""
+
+    template: PodTemplatePatch | None = None
+
+
+class JobTemplatePatch(_Patch):
+    """Patch of a replicated job's Job template: ``metadata`` (labels, annotations) and ``spec``."""
+
+    metadata: dict[str, Any] | None = None
+    spec: JobSpecPatch | None = None
+
+
+class ReplicatedJobPatch(_Patch):
+    """Patch of one replicated job of the runtime's JobSet, by ``name`` (e.g. ``node``, ``launcher``)."""
+
+    name: str
+    template: JobTemplatePatch | None = None
+
+
+class JobSetSpecPatch(_Patch):
+    """Patch of the JobSet spec: per replicated job patches."""
+
+    replicated_jobs: list[ReplicatedJobPatch] | None = None
+
+
+class JobSetTemplatePatch(_Patch):
+    """Patch of the runtime's JobSet template: ``metadata`` (labels, annotations) and ``spec``."""
+
+    metadata: dict[str, Any] | None = None
+    spec: JobSetSpecPatch | None = None
+
+
+class TrainingRuntimeSpecPatch(_Patch):
+    """Patch of a (Cluster)TrainingRuntime spec: its JobSet ``template``."""
+
+    template: JobSetTemplatePatch | None = None
+
+
+SDK_MANAGER = "trainer.kubeflow.org/kubeflow-sdk"
+
+
+class RuntimePatch(JobOption):
+    """Add a runtime patch to the TrainJob (``spec.runtimePatches``), Kubernetes only.
+
+    As upstream: ``RuntimePatch(training_runtime_spec=TrainingRuntimeSpecPatch(template=JobSetTemplatePatch(
+    ...)))``, rendered with camelCase keys. ``manager`` (default ``trainer.kubeflow.org/kubeflow-sdk``) keys
+    the patch. Superset of upstream: ``manager=`` may be set, and ``patch=`` takes the
+    ``trainingRuntimeSpec`` as a raw dict in API shape instead of the typed patch, e.g.
+    ``{"template": {"spec": {"replicatedJobs": [{"name": "node", ...}]}}}`` (fields the Trainer API does
+    not know are refused when the TrainJob is rendered).
+    """
+
+    training_runtime_spec: TrainingRuntimeSpecPatch | None = None
+    manager: str = Field(default=SDK_MANAGER, min_length=1)
+    patch: dict[str, Any] | None = None
     requires: ClassVar[frozenset[Capability]] = frozenset({Capability.RUNTIME_PATCH})
 
+    @model_validator(mode="after")
+    def _one_spec(self) -> RuntimePatch:
+        if self.training_runtime_spec is not None and self.patch is not None:
+            raise ValueError(
+                "RuntimePatch takes training_runtime_spec= (typed) or patch= (a raw dict), not both; pass one"
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``spec.runtimePatches`` entry (``manager`` and ``trainingRuntimeSpec`` when not empty)."""
+        out: dict[str, Any] = {}
+        if self.training_runtime_spec is not None:
+            spec = self.training_runtime_spec.to_dict()
+            if spec:
+                out["trainingRuntimeSpec"] = spec
+        elif self.patch:
+            out["trainingRuntimeSpec"] = self.patch
+        out["manager"] = self.manager
+        return out
+
     def apply(self, plan: JobPlan) -> None:
-        plan.runtime_patches.append({"manager": self.manager, "trainingRuntimeSpec": self.patch})
+        plan.runtime_patches.append(self.to_dict())

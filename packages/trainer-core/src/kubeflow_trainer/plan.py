@@ -168,7 +168,17 @@ class JobPlan:
             need.add(Capability.INITIALIZERS)
         for option in self.options:
             need.update(getattr(option, "requires", ()))
+        if self.callable_options:
+            need.add(Capability.CALLABLE_OPTIONS)
         return need
+
+    @property
+    def callable_options(self) -> list[Any]:
+        """Options given as plain callables ``option(job_spec, trainer, backend)`` (upstream's protocol),
+        in the order given; the backend applies them to its native request."""
+        from kubeflow_trainer.options import JobOption
+
+        return [o for o in self.options if not isinstance(o, JobOption)]
 
     def require_container_trainer(self, option: str) -> None:
         """Raise unless the trainer is a CustomTrainerContainer (for container-only options)."""
@@ -196,12 +206,13 @@ def build_plan(
     if options is not None and not isinstance(options, (list, tuple)):
         raise InvalidRequestError("options must be a list of option objects such as [Name('my-job')]")
     for option in options or ():
-        if not isinstance(option, JobOption):
+        if not isinstance(option, JobOption) and (isinstance(option, type) or not callable(option)):
             raise InvalidRequestError(
                 f"unknown option {option!r}: options are objects from kubeflow_trainer.options "
-                "(Name, Labels, Annotations, TrainerCommand, TrainerArgs, ActiveDeadlineSeconds, RuntimePatch)"
+                "(Name, Labels, Annotations, TrainerCommand, TrainerArgs, ActiveDeadlineSeconds, RuntimePatch) "
+                "or callables option(job_spec, trainer, backend) (an instance, not a class)"
             )
-    kinds = [type(o).__name__ for o in options or ()]
+    kinds = [type(o).__name__ for o in options or () if isinstance(o, JobOption)]
     dupes = sorted({k for k in kinds if kinds.count(k) > 1})
     if dupes:
         raise InvalidRequestError(f"option(s) given more than once: {', '.join(dupes)}")
@@ -277,6 +288,8 @@ def build_plan(
     from kubeflow_trainer.options import Name
 
     for option in options or ():
+        if not isinstance(option, JobOption):
+            continue  # a callable option: applied by the backend to its native request
         option.apply(plan)
         if isinstance(option, Name):
             plan.name_given = True
