@@ -1,0 +1,107 @@
+"""Fixtures for the compatibility suite: the real test control plane (scripts/k8s), the real container
+engines (scripts/containers) and the locks that serialize them with other suites on this machine.
+
+Components that cannot start make the tests that need them fail with the reason (never skip)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # porting.py, substitutions.py
+ROOT = HERE.parents[1]
+K8S = ROOT / "scripts" / "k8s"
+CONTAINERS = ROOT / "scripts" / "containers"
+ENGINES_LOCK = "/tmp/kft-engines.lock"
+K8S_LOCK = "/tmp/kft-k8s-plane.lock"
+collect_ignore = ["upstream"]  # vendored upstream examples are run by test_examples.py, not collected
+
+
+@contextmanager
+def locked(path: str) -> Iterator[None]:
+    """Hold an exclusive flock on ``path`` (the same lock `flock <path> <cmd>` takes)."""
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def engines_env() -> dict[str, str]:
+    """The engines' environment (DOCKER_HOST, KFT_PODMAN_HOST, the test image names), engines started and
+    the test image built for both (both scripts are idempotent and cached)."""
+    setup = subprocess.run(
+        ["bash", str(CONTAINERS / "setup-engines.sh"), "all"], capture_output=True, text=True, check=False
+    )
+    env: dict[str, str] = {}
+    for line in setup.stdout.splitlines():
+        if line.startswith("export ") and "=" in line:
+            key, value = line[len("export ") :].split("=", 1)
+            env[key] = value.strip("'\"")
+    if setup.returncode != 0 or "KFT_TORCH_IMAGE" not in env:
+        pytest.fail(f"container engines did not start: {setup.stderr[-2000:]}", pytrace=False)
+    build = subprocess.run(
+        ["bash", str(CONTAINERS / "build-test-image.sh"), "all"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **env},
+    )
+    if build.returncode != 0:
+        pytest.fail(f"test image build failed: {build.stderr[-2000:]}", pytrace=False)
+    return env
+
+
+@pytest.fixture(scope="session")
+def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    """The real control plane, started once for the session under the k8s plane lock (fixed ports)."""
+    run_dir = Path(os.environ.get("KFT_K8S_RUN_DIR") or tmp_path_factory.mktemp("k8s") / "run")
+    env = dict(os.environ, KFT_K8S_RUN_DIR=str(run_dir))
+    with locked(K8S_LOCK):
+        subprocess.run(["bash", str(K8S / "build.sh")], env=env, check=False, capture_output=True)
+        up = subprocess.run(["bash", str(K8S / "up.sh")], env=env, check=False, capture_output=True, text=True)
+        status_file = run_dir / "components.json"
+        try:
+            if not status_file.exists():
+                pytest.fail(f"the test control plane did not start: {up.stdout[-2000:]}{up.stderr[-2000:]}")
+            status = json.loads(status_file.read_text())
+            broken = {c: why for c, why in status["components"].items() if why != "ok"}
+            if broken:
+                pytest.fail(f"test control plane components not available: {broken}", pytrace=False)
+            yield status
+        finally:
+            subprocess.run(["bash", str(K8S / "down.sh")], env=env, check=False, capture_output=True)
+
+
+@pytest.fixture
+def k8s_namespace(plane: dict[str, object], tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A fresh namespace and a kubeconfig whose current context uses it (as a user's would)."""
+    import yaml
+    from kubernetes import client, config
+
+    api = client.CoreV1Api(config.new_client_from_config(str(plane["kubeconfig"])))
+    name = f"compat-{uuid.uuid4().hex[:8]}"
+    api.create_namespace({"metadata": {"name": name}})
+    kubeconfig = yaml.safe_load(Path(str(plane["kubeconfig"])).read_text())
+    current = kubeconfig["current-context"]
+    for ctx in kubeconfig["contexts"]:
+        if ctx["name"] == current:
+            ctx["context"]["namespace"] = name
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(kubeconfig))
+    try:
+        yield name, path
+    finally:
+        api.delete_namespace(name)
