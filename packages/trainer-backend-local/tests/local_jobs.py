@@ -75,7 +75,7 @@ def bytecode_report() -> None:
 
     spec = importlib.util.find_spec("torch")
     assert spec is not None and spec.origin is not None
-    probe = pathlib.Path(spec.origin).parent / "utils" / "bottleneck" / "__main__.py"
+    probe = pathlib.Path(spec.origin).parent / "utils" / "bundled_inputs.py"
     compiled = pathlib.Path(importlib.util.cache_from_source(str(probe))).exists()
     print(
         f"BYTECODE probe={probe.exists()} compiled={compiled} dont_write={os.environ.get('PYTHONDONTWRITEBYTECODE')}",
