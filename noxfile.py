@@ -105,7 +105,7 @@ def conformance(session: nox.Session) -> None:
 def compat(session: nox.Session) -> None:
     """Upstream's documented examples, ported by the import rewrite, on the real local, Docker, Podman and
     Kubernetes backends, and the signature parity test against kubeflow==0.5.0 (its own venv in .bench/)."""
-    session.install("-e", f"{CORE}[testing]", *(f"-e{p}" for p in (LOCAL, DOCKER, PODMAN, K8S)), "uv", "pyyaml")
+    install(session, "-e", f"{CORE}[testing]", *(f"-e{p}" for p in (LOCAL, DOCKER, PODMAN, K8S)), "uv", "pyyaml")
     session.run(*PYTEST, str(ROOT / "tests" / "compat"), *session.posargs)
 
 
