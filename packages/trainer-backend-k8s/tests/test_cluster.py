@@ -231,7 +231,8 @@ def test_list_jobs_costs_a_constant_number_of_calls(client, plane):
         before = client.backend.api_calls
         assert len(client.list_jobs()) == count
         costs[count] = client.backend.api_calls - before
-    assert costs[1] == costs[5] == 2
+    assert costs[1] == costs[5] == 4  # trainjobs, pods, and both runtime lists (each job's real runtime)
+    assert {j.runtime.trainer.framework for j in client.list_jobs()} == {"torch"}
 
 
 def test_unreachable_api_server_is_backend_unavailable(plane, tmp_path):

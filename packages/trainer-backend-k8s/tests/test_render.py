@@ -141,3 +141,35 @@ def test_initializer_features_the_trainer_images_lack_are_refused(initializer, m
     p = plan(trainer=CustomTrainer(func=show, func_args={"text": "x"}), initializer=initializer)
     with pytest.raises(InvalidRequestError, match=match):
         render_trainjob(p, "ns")
+
+
+def test_callable_options_edit_the_body_and_bad_ones_are_refused():
+    from kubeflow_trainer_k8s.render import apply_callable_options
+
+    def suspend(job_spec, trainer, backend):
+        job_spec["spec"]["suspend"] = True  # a TrainJob field upstream's option protocol would drop
+
+    p = plan(trainer=CustomTrainer(func=show, func_args={"text": "x"}), options=[Name("c"), suspend])
+    assert apply_callable_options(render_trainjob(p, "ns"), p, None)["spec"]["suspend"] is True
+
+    def typo(job_spec, trainer, backend):
+        job_spec["spec"]["trainer"]["numnodes"] = 2
+
+    def wrong_type(job_spec, trainer, backend):
+        job_spec["spec"]["activeDeadlineSeconds"] = "soon"
+
+    for option, match in [(typo, r"spec\.trainer\.numnodes"), (wrong_type, "invalid TrainJob")]:
+        p = plan(trainer=CustomTrainer(func=show, func_args={"text": "x"}), options=[option])
+        with pytest.raises(InvalidRequestError, match=match):
+            apply_callable_options(render_trainjob(p, "ns"), p, None)
+
+
+def test_raw_runtime_patch_fields_the_api_lacks_are_refused():
+    p = plan(
+        trainer=CustomTrainer(func=show, func_args={"text": "x"}),
+        options=[RuntimePatch(patch={"template": {"spec": {"replicatedJobs": [{"name": "node", "replicas": 2}]}}})],
+    )
+    with pytest.raises(
+        InvalidRequestError, match=r"no field trainingRuntimeSpec\.template\.spec\.replicatedJobs\[0\]\.replicas"
+    ):
+        render_trainjob(p, "ns")

@@ -41,6 +41,7 @@ from kubeflow_trainer_k8s.render import (
     API_VERSION,
     GROUP,
     VERSION,
+    apply_callable_options,
     initializer_secret_name,
     initializer_secrets,
     render_secret,
@@ -165,20 +166,7 @@ class KubernetesBackend(Backend):
     @api_errors("listing training runtimes")
     def list_runtimes(self) -> list[Runtime]:
         found: dict[str, Runtime] = {}
-        cluster = self._call(self.custom.list_cluster_custom_object, GROUP, VERSION, "clustertrainingruntimes")
-        local = self._call(
-            self.custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace, "trainingruntimes"
-        )
-        for item in cluster.get("items", []):
-            item.setdefault("kind", "ClusterTrainingRuntime")
-        for item in local.get("items", []):
-            item.setdefault("kind", "TrainingRuntime")
-        for obj in [*cluster.get("items", []), *local.get("items", [])]:  # namespaced ones win: written last
-            try:
-                runtime = runtime_from_object(obj)
-            except RuntimeParseError as exc:
-                log.warning("skipping runtime %s: %s", obj.get("metadata", {}).get("name"), exc)
-                continue
+        for runtime in self._all_runtimes().values():  # namespaced ones win: they come last
             found[runtime.name] = runtime
         return sorted(found.values(), key=lambda r: r.name)
 
@@ -204,7 +192,8 @@ class KubernetesBackend(Backend):
 
     # Jobs --------------------------------------------------------------------------------------------
     def render(self, plan: JobPlan) -> dict[str, Any]:
-        return render_trainjob(plan, self.namespace)
+        """The TrainJob body, with the callable options applied to it (upstream's option protocol)."""
+        return apply_callable_options(render_trainjob(plan, self.namespace), plan, self)
 
     @api_errors("creation of the trainjob")
     def submit(self, plan: JobPlan) -> None:
@@ -269,7 +258,7 @@ class KubernetesBackend(Backend):
             return f"node-{labels.get(INDEX_LABEL, '0')}"
         return rjob or pod.metadata.name
 
-    def _job(self, obj: dict[str, Any], pods: list[Any], runtimes: dict[str, Runtime] | None) -> TrainJob:
+    def _job(self, obj: dict[str, Any], pods: list[Any], runtimes: dict[tuple[str, str], Runtime]) -> TrainJob:
         meta, spec, status = obj["metadata"], obj.get("spec", {}), obj.get("status") or {}
         num_nodes = int((spec.get("trainer") or {}).get("numNodes") or 1)
         newest: dict[str, Any] = {}
@@ -302,12 +291,7 @@ class KubernetesBackend(Backend):
             nodes = [s for s in steps if s.name.startswith("node-")]
             if len(nodes) >= num_nodes and all(s.status in ("Running", "Complete") for s in nodes):
                 job_status = "Running"
-        ref = spec.get("runtimeRef", {}).get("name", "")
-        runtime = (runtimes or {}).get(ref) or Runtime(
-            name=ref,
-            trainer=RuntimeTrainer(trainer_type=TrainerType.CUSTOM_TRAINER, framework="unknown"),
-            kind=RuntimeKind(spec.get("runtimeRef", {}).get("kind", "ClusterTrainingRuntime")),
-        )
+        runtime = self._job_runtime(spec, runtimes)
         return TrainJob(
             name=meta["name"],
             runtime=runtime,
@@ -321,23 +305,88 @@ class KubernetesBackend(Backend):
             annotations=meta.get("annotations") or {},
         )
 
+    @staticmethod
+    def _runtime_ref(spec: dict[str, Any]) -> tuple[str, str]:
+        ref = spec.get("runtimeRef") or {}
+        return ref.get("kind") or RuntimeKind.CLUSTER_TRAINING_RUNTIME.value, ref.get("name", "")
+
+    def _job_runtime(self, spec: dict[str, Any], runtimes: dict[tuple[str, str], Runtime]) -> Runtime:
+        """The job's runtime as resolved from the cluster; a runtime deleted since the job was created is
+        named with what the TrainJob says about it (framework 'unknown')."""
+        kind, name = self._runtime_ref(spec)
+        found = runtimes.get((kind, name))
+        if found is not None:
+            return found
+        trainer = spec.get("trainer") or {}
+        builtin = list(trainer.get("command") or ())[:2] == ["tune", "run"]
+        return Runtime(
+            name=name,
+            trainer=RuntimeTrainer(
+                trainer_type=TrainerType.BUILTIN_TRAINER if builtin else TrainerType.CUSTOM_TRAINER,
+                framework="torchtune" if builtin else "unknown",
+            ),
+            kind=RuntimeKind(kind),
+        )
+
+    def _parse_runtimes(self, objs: list[dict[str, Any]]) -> dict[tuple[str, str], Runtime]:
+        out: dict[tuple[str, str], Runtime] = {}
+        for obj in objs:
+            try:
+                runtime = runtime_from_object(obj)
+            except RuntimeParseError as exc:
+                log.warning("skipping runtime %s: %s", obj.get("metadata", {}).get("name"), exc)
+                continue
+            out[(runtime.kind.value, runtime.name)] = runtime
+        return out
+
+    def _all_runtimes(self) -> dict[tuple[str, str], Runtime]:
+        """Both kinds of runtime by (kind, name): two API calls, whatever the number of runtimes."""
+        cluster = self._call(self.custom.list_cluster_custom_object, GROUP, VERSION, "clustertrainingruntimes")
+        local = self._call(
+            self.custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace, "trainingruntimes"
+        )
+        for item in cluster.get("items", []):
+            item.setdefault("kind", RuntimeKind.CLUSTER_TRAINING_RUNTIME.value)
+        for item in local.get("items", []):
+            item.setdefault("kind", RuntimeKind.TRAINING_RUNTIME.value)
+        return self._parse_runtimes([*cluster.get("items", []), *local.get("items", [])])
+
+    def _one_runtime(self, spec: dict[str, Any]) -> dict[tuple[str, str], Runtime]:
+        """The runtime a TrainJob refers to (one API call); none when it is gone or unreadable."""
+        kind, name = self._runtime_ref(spec)
+        try:
+            if kind == RuntimeKind.TRAINING_RUNTIME.value:
+                obj = self._call(
+                    self.custom.get_namespaced_custom_object, GROUP, VERSION, self.namespace, "trainingruntimes", name
+                )
+            else:
+                obj = self._call(self.custom.get_cluster_custom_object, GROUP, VERSION, "clustertrainingruntimes", name)
+        except ApiException as exc:
+            if exc.status in (403, 404):  # deleted since, or no right to read runtimes: the job is still shown
+                return {}
+            raise
+        obj.setdefault("kind", kind)
+        return self._parse_runtimes([obj])
+
     @api_errors("reading the trainjob")
     def get_job(self, name: str) -> TrainJob:
         obj = self._call(self.custom.get_namespaced_custom_object, GROUP, VERSION, self.namespace, "trainjobs", name)
-        return self._job(obj, self._pods(f"{JOBSET_LABEL}={name}"), None)
+        return self._job(obj, self._pods(f"{JOBSET_LABEL}={name}"), self._one_runtime(obj.get("spec") or {}))
 
     @api_errors("listing trainjobs")
     def list_jobs(self, runtime: Runtime | None = None) -> list[TrainJob]:
-        """Constant API cost: one TrainJob list and one pod list, whatever the number of jobs."""
+        """Constant API cost, whatever the number of jobs: one TrainJob list, one pod list and the two runtime
+        lists (each job's runtime is resolved from those)."""
         objs = self._call(self.custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace, "trainjobs").get(
             "items", []
         )
+        if runtime is not None:
+            objs = [o for o in objs if self._runtime_ref(o.get("spec") or {})[1] == runtime.name]
         pods: dict[str, list[Any]] = {}
         for pod in self._pods(JOBSET_LABEL):
             pods.setdefault((pod.metadata.labels or {}).get(JOBSET_LABEL, ""), []).append(pod)
-        jobs = [self._job(obj, pods.get(obj["metadata"]["name"], []), None) for obj in objs]
-        if runtime is not None:
-            jobs = [j for j in jobs if j.runtime is not None and j.runtime.name == runtime.name]
+        runtimes = self._all_runtimes()
+        jobs = [self._job(obj, pods.get(obj["metadata"]["name"], []), runtimes) for obj in objs]
         return sorted(jobs, key=lambda j: j.creation_timestamp)
 
     @api_errors("reading the trainjob logs")

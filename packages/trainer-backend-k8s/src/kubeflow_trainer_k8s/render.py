@@ -11,16 +11,22 @@ from __future__ import annotations
 import base64
 import json
 import os
+import posixpath
 from importlib import resources
 from typing import Any
+from urllib.parse import urlparse
+
+from kubeflow_trainer_api import models as api
 
 from kubeflow_trainer.errors import InvalidRequestError
 from kubeflow_trainer.plan import JobPlan
 from kubeflow_trainer.types import (
+    DATASET_PATH,
     BuiltinTrainer,
     CustomTrainer,
     HuggingFaceDatasetInitializer,
     HuggingFaceModelInitializer,
+    Initializer,
     S3DatasetInitializer,
     S3ModelInitializer,
 )
@@ -30,6 +36,9 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 SDK_LABEL = "trainer.kubeflow.org/created-by"
 FILES_ENV = "KFT_FILES_B64"
+TORCH_TUNE_COMMAND = ("tune", "run")
+"""The command of a torchtune TrainJob: the Trainer's torchtune plugin acts on TrainJobs with it."""
+TORCH_TUNE_INSTRUCT_DATASET = "torchtune.datasets.instruct_dataset"
 
 BOOTSTRAP = (
     "import base64,json,os,sys,tempfile\n"
@@ -149,7 +158,23 @@ def render_secret(job: str, target: str, values: dict[str, str], namespace: str)
     }
 
 
-def _builtin_args(trainer: BuiltinTrainer) -> list[str]:
+def _dataset_location_arg(initializer: Initializer | None) -> list[str]:
+    """Where the dataset initializer puts an ``hf://`` dataset, as the torchtune recipe reads it (upstream's
+    rule: a path with a file extension is ``dataset.data_files``, otherwise ``dataset.data_dir``)."""
+    if initializer is None or not isinstance(initializer.dataset, HuggingFaceDatasetInitializer):
+        return []
+    uri = initializer.dataset.storage_uri
+    uri = uri if uri.startswith("hf://") else f"hf://{uri}"
+    parts = urlparse(uri).path.strip("/").split("/")
+    relative = "/".join(parts[1:]) if len(parts) > 1 else "."
+    if relative != "." and "." in relative:
+        return [f"dataset.data_files={posixpath.join(DATASET_PATH, relative)}"]
+    return [f"dataset.data_dir={posixpath.join(DATASET_PATH, relative)}"]
+
+
+def torchtune_args(trainer: BuiltinTrainer, initializer: Initializer | None) -> list[str]:
+    """The recipe/config overrides the Trainer's torchtune plugin merges into the runtime's ``tune run``
+    command, from TorchTuneConfig, its LoraConfig and TorchTuneInstructDataset (upstream's order and format)."""
     cfg = trainer.config
     args = []
     if cfg.dtype:
@@ -160,24 +185,26 @@ def _builtin_args(trainer: BuiltinTrainer) -> list[str]:
         args.append(f"epochs={cfg.epochs}")
     if cfg.loss:
         args.append(f"loss={cfg.loss.value}")
+    args += _dataset_location_arg(initializer)
     if cfg.peft_config:
         lora = cfg.peft_config
         for key in (
+            "apply_lora_to_mlp",
+            "apply_lora_to_output",
             "lora_rank",
             "lora_alpha",
             "lora_dropout",
-            "apply_lora_to_mlp",
-            "apply_lora_to_output",
             "quantize_base",
             "use_dora",
         ):
             value = getattr(lora, key)
             if value is not None:
                 args.append(f"model.{key}={value}")
-        args.append(f"model.lora_attn_modules=[{','.join(lora.lora_attn_modules)}]")
+        if lora.lora_attn_modules:
+            args.append(f"model.lora_attn_modules=[{','.join(lora.lora_attn_modules)}]")
     if cfg.dataset_preprocess_config:
         ds = cfg.dataset_preprocess_config
-        args.append("dataset=torchtune.datasets.instruct_dataset")
+        args.append(f"dataset={TORCH_TUNE_INSTRUCT_DATASET}")
         if ds.source:
             args.append(f"dataset.source={ds.source.value}")
         if ds.split:
@@ -187,21 +214,26 @@ def _builtin_args(trainer: BuiltinTrainer) -> list[str]:
         if ds.new_system_prompt:
             args.append(f"dataset.new_system_prompt={ds.new_system_prompt}")
         if ds.column_map:
-            args.append(f"dataset.column_map={json.dumps(ds.column_map)}")
+            args.append(f"dataset.column_map={ds.column_map}")  # a Python dict literal, as upstream sends it
     return args
 
 
-def render_trainjob(plan: JobPlan, namespace: str) -> dict[str, Any]:
-    """The TrainJob for ``plan`` in ``namespace``."""
-    kind = plan.runtime.kind.value if hasattr(plan.runtime.kind, "value") else str(plan.runtime.kind)
-    trainer: dict[str, Any] = {}
+def _env_vars(env: dict[str, str]) -> list[api.IoK8sApiCoreV1EnvVar]:
+    return [api.IoK8sApiCoreV1EnvVar(name=e["name"], value=e["value"]) for e in _env_list(env)]
+
+
+def _trainer(plan: JobPlan) -> api.TrainerV1alpha1Trainer | None:
+    """``spec.trainer``: node count, resources, image, env and the entrypoint for the trainer kind."""
+    trainer = api.TrainerV1alpha1Trainer()
     if plan.num_nodes:
-        trainer["numNodes"] = plan.num_nodes
+        trainer.num_nodes = plan.num_nodes
     if not plan.resources.empty:
         quantities = plan.resources.kubernetes_quantities()
-        trainer["resourcesPerNode"] = {"requests": quantities, "limits": quantities}
+        trainer.resources_per_node = api.IoK8sApiCoreV1ResourceRequirements.from_dict(
+            {"requests": quantities, "limits": quantities}
+        )
     if plan.image and (getattr(plan.trainer, "image", None) is not None):
-        trainer["image"] = plan.image
+        trainer.image = plan.image
     env = dict(plan.env)
     if isinstance(plan.trainer, CustomTrainer):
         files = {"train.py": plan.files["train.py"]}
@@ -214,34 +246,123 @@ def render_trainjob(plan: JobPlan, namespace: str) -> dict[str, Any]:
                 pip_args += ["--index-url" if i == 0 else "--extra-index-url", url]
             env["KFT_PIP_ARGS"] = json.dumps(pip_args)
         runner = ["torchrun", "{dir}/train.py"] if plan.framework == "torch" else ["python3", "{dir}/train.py"]
-        trainer["command"] = ["python3", "-c", BOOTSTRAP, *runner]
+        trainer.command = ["python3", "-c", BOOTSTRAP, *runner]
         if plan.procs_per_node > 1 or not plan.resources.empty:
-            trainer["numProcPerNode"] = plan.procs_per_node
+            trainer.num_proc_per_node = plan.procs_per_node
     elif plan.trainer_kind == "container":
         if plan.container_command:
-            trainer["command"] = [c.replace("$", "$$") for c in plan.container_command]
+            trainer.command = [c.replace("$", "$$") for c in plan.container_command]
         if plan.container_args:
-            trainer["args"] = [a.replace("$", "$$") for a in plan.container_args]
+            trainer.args = [a.replace("$", "$$") for a in plan.container_args]
     elif isinstance(plan.trainer, BuiltinTrainer):
-        args = _builtin_args(plan.trainer)
-        if args:
-            trainer["args"] = args
+        # The Trainer's torchtune plugin validates and rewrites the runtime's recipe command only when the
+        # TrainJob's command is `tune run`; the args are the config overrides it merges in.
+        trainer.command = list(TORCH_TUNE_COMMAND)
+        trainer.args = torchtune_args(plan.trainer, plan.initializer)
     if env:
-        trainer["env"] = _env_list(env)
-    spec: dict[str, Any] = {"runtimeRef": {"name": plan.runtime.name, "kind": kind, "apiGroup": GROUP}}
-    if trainer:
-        spec["trainer"] = trainer
+        trainer.env = _env_vars(env)
+    return None if trainer == api.TrainerV1alpha1Trainer() else trainer
+
+
+def _initializer(plan: JobPlan) -> api.TrainerV1alpha1Initializer:
+    raw = render_initializer(plan, dict(os.environ))
+    return api.TrainerV1alpha1Initializer(
+        dataset=api.TrainerV1alpha1DatasetInitializer.from_dict(raw["dataset"]) if "dataset" in raw else None,
+        model=api.TrainerV1alpha1ModelInitializer.from_dict(raw["model"]) if "model" in raw else None,
+    )
+
+
+def render_trainjob(plan: JobPlan, namespace: str) -> dict[str, Any]:
+    """The TrainJob for ``plan`` in ``namespace``, built with the Trainer API's own models
+    (``kubeflow_trainer_api``), as a dict in API shape. Callable options are not applied here
+    (see :func:`apply_callable_options`)."""
+    kind = plan.runtime.kind.value if hasattr(plan.runtime.kind, "value") else str(plan.runtime.kind)
+    spec = api.TrainerV1alpha1TrainJobSpec(
+        runtime_ref=api.TrainerV1alpha1RuntimeRef(name=plan.runtime.name, kind=kind, api_group=GROUP),
+        trainer=_trainer(plan),
+        runtime_patches=[_runtime_patch(p) for p in plan.runtime_patches] or None,
+        active_deadline_seconds=plan.active_deadline_seconds or None,
+    )
     if plan.initializer is not None and (plan.initializer.dataset or plan.initializer.model):
-        spec["initializer"] = render_initializer(plan, dict(os.environ))
-    if plan.runtime_patches:
-        spec["runtimePatches"] = plan.runtime_patches
-    if plan.active_deadline_seconds:
-        spec["activeDeadlineSeconds"] = plan.active_deadline_seconds
-    metadata: dict[str, Any] = {
-        "name": plan.name,
-        "namespace": namespace,
-        "labels": {**plan.labels, SDK_LABEL: "kubeflow-trainer-sdk"},
-    }
-    if plan.annotations:
-        metadata["annotations"] = dict(plan.annotations)
-    return {"apiVersion": API_VERSION, "kind": "TrainJob", "metadata": metadata, "spec": spec}
+        spec.initializer = _initializer(plan)
+    metadata = api.IoK8sApimachineryPkgApisMetaV1ObjectMeta(
+        name=plan.name,
+        namespace=namespace,
+        labels={**plan.labels, SDK_LABEL: "kubeflow-trainer-sdk"},
+        annotations=dict(plan.annotations) or None,
+    )
+    job = api.TrainerV1alpha1TrainJob(api_version=API_VERSION, kind="TrainJob", metadata=metadata, spec=spec)
+    body: dict[str, Any] = job.to_dict()
+    return body
+
+
+def _runtime_patch(patch: dict[str, Any]) -> api.TrainerV1alpha1RuntimePatch:
+    """One ``spec.runtimePatches`` entry; a field the Trainer API does not know is refused, not dropped."""
+    model = api.TrainerV1alpha1RuntimePatch.from_dict(patch)
+    assert model is not None
+    unknown = unknown_fields(patch, model.to_dict())
+    if unknown:
+        raise InvalidRequestError(
+            f"RuntimePatch: the Trainer API ({VERSION}) has no field {', '.join(unknown)}; check the spelling "
+            "against the (Cluster)TrainingRuntime spec (camelCase keys), or use the typed patch classes "
+            "(TrainingRuntimeSpecPatch, JobSetTemplatePatch, ...)"
+        )
+    return model
+
+
+def unknown_fields(given: Any, known: Any, path: str = "") -> list[str]:
+    """Paths of keys in ``given`` that a model round trip (``known``) dropped, i.e. fields the API lacks."""
+    out: list[str] = []
+    if isinstance(given, dict) and isinstance(known, dict):
+        for key, value in given.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key not in known:
+                if value is not None:
+                    out.append(where)
+            else:
+                out += unknown_fields(value, known[key], where)
+    elif isinstance(given, list) and isinstance(known, list):
+        for i, (a, b) in enumerate(zip(given, known, strict=False)):
+            out += unknown_fields(a, b, f"{path}[{i}]")
+    return out
+
+
+def _describe(option: Any) -> str:
+    name = getattr(option, "__qualname__", None) or type(option).__qualname__
+    module = getattr(option, "__module__", None) or type(option).__module__
+    return f"{module}.{name}"
+
+
+def apply_callable_options(body: dict[str, Any], plan: JobPlan, backend: Any) -> dict[str, Any]:
+    """Call each callable option ``option(job_spec, trainer, backend)`` on the TrainJob body, in order (as
+    upstream's protocol), then check the result against the Trainer API's TrainJob model: a failing option, a
+    changed name or namespace, a field the API does not know or a wrong type is an InvalidRequestError."""
+    name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+    for option in plan.callable_options:
+        try:
+            option(body, plan.trainer, backend)
+        except Exception as exc:
+            hint = ""
+            if type(option).__module__.startswith("kubeflow.trainer"):
+                hint = f" Use kubeflow_trainer.options.{type(option).__name__} instead of upstream's class."
+            raise InvalidRequestError(
+                f"option {_describe(option)} failed on the TrainJob body: {type(exc).__name__}: {exc}.{hint}"
+            ) from exc
+    meta = body.get("metadata") or {}
+    if meta.get("name") != name or meta.get("namespace") != namespace:
+        raise InvalidRequestError(
+            "a callable option changed the TrainJob's metadata.name or metadata.namespace; set the name with the "
+            "Name option and the namespace with KubernetesBackendConfig(namespace=...)"
+        )
+    try:
+        model = api.TrainerV1alpha1TrainJob.from_dict(body)
+    except ValueError as exc:  # pydantic's ValidationError
+        raise InvalidRequestError(f"the callable options made an invalid TrainJob: {exc}") from exc
+    assert model is not None
+    unknown = unknown_fields(body, model.to_dict())
+    if unknown:
+        raise InvalidRequestError(
+            f"the callable options set field(s) the TrainJob API ({VERSION}) does not have: {', '.join(unknown)}; "
+            "check the spelling (camelCase keys, as in the TrainJob spec)"
+        )
+    return body
