@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import model_validator
+
 from kubeflow_trainer.containers import ContainerBackendConfig
+from kubeflow_trainer.containers.config import host_from_container_host
 
 
 class DockerBackendConfig(ContainerBackendConfig):
@@ -11,8 +16,14 @@ class DockerBackendConfig(ContainerBackendConfig):
     Args:
         host: Engine URL (``unix:///var/run/docker.sock``, ``tcp://...``). Default: found the way the docker
             CLI finds it (``DOCKER_HOST``, ``DOCKER_TLS_VERIFY``/``DOCKER_CERT_PATH``, the default socket).
+        container_host: Upstream's name for ``host`` (used when ``host`` is not given).
         timeout: Seconds an engine API call may take.
     """
 
     host: str | None = None
     timeout: float = 60
+
+    @model_validator(mode="before")
+    @classmethod
+    def _container_host(cls, data: Any) -> Any:
+        return host_from_container_host(data)

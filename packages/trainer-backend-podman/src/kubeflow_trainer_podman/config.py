@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kubeflow_trainer.containers import ContainerBackendConfig
+from kubeflow_trainer.containers.config import host_from_container_host
 
 ROOTFUL_SOCKET = "/run/podman/podman.sock"
 
@@ -38,9 +40,15 @@ class PodmanBackendConfig(ContainerBackendConfig):
             (root), else the rootless ``$XDG_RUNTIME_DIR/podman/podman.sock``.
         ulimits: Resource limits of node containers, e.g. ``[Ulimit(name="nofile", soft=16384, hard=16384)]``
             (needed where the engine's defaults exceed what the host allows).
+        container_host: Upstream's name for ``host`` (used when ``host`` is not given).
         timeout: Seconds an API call may take.
     """
 
     host: str = Field(default_factory=default_socket)
     ulimits: list[Ulimit] = Field(default_factory=list)
     timeout: float = 60
+
+    @model_validator(mode="before")
+    @classmethod
+    def _container_host(cls, data: Any) -> Any:
+        return host_from_container_host(data)

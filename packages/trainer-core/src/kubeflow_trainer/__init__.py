@@ -1,10 +1,14 @@
 """Kubeflow Trainer SDK with pluggable execution backends.
 
 ``import kubeflow_trainer`` loads no backend and no container or Kubernetes SDK; backends are discovered
-through the ``kubeflow_trainer.backends`` entry-point group the first time a client needs one.
+through the ``kubeflow_trainer.backends`` entry-point group the first time a client needs one. The backend
+configs upstream exports from ``kubeflow.trainer`` (``LocalProcessBackendConfig``, ``ContainerBackendConfig``,
+``KubernetesBackendConfig``) are importable from here too, resolved on first use (:mod:`kubeflow_trainer.lazy`).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from kubeflow_trainer.backend import (
     Backend,
@@ -21,6 +25,7 @@ from kubeflow_trainer.errors import (
     BackendError,
     BackendLoadError,
     BackendNotFoundError,
+    BackendNotInstalledError,
     BackendUnavailableError,
     InvalidRequestError,
     JobFailedError,
@@ -71,11 +76,18 @@ from kubeflow_trainer.types import (
     Step,
     TorchTuneConfig,
     TorchTuneInstructDataset,
+    TrainerStatus,
     TrainerType,
     TrainJob,
+    TrainJobTemplate,
     UrlDatasetInitializer,
     UrlModelInitializer,
 )
+
+if TYPE_CHECKING:
+    from kubeflow_trainer.containers.config import ContainerBackendConfig, TrainingRuntimeSource
+    from kubeflow_trainer.tpu import get_tpu_num_nodes
+    from kubeflow_trainer.trainjob_status import update_trainjob_status
 
 __version__ = "0.1.0"
 
@@ -96,10 +108,12 @@ __all__ = [
     "BackendError",
     "BackendLoadError",
     "BackendNotFoundError",
+    "BackendNotInstalledError",
     "BackendSpec",
     "BackendUnavailableError",
     "BuiltinTrainer",
     "Capability",
+    "ContainerBackendConfig",
     "CustomTrainer",
     "CustomTrainerContainer",
     "DataCacheInitializer",
@@ -115,7 +129,9 @@ __all__ = [
     "JobNotFoundError",
     "JobStatus",
     "JobTimeoutError",
+    "KubernetesBackendConfig",
     "Labels",
+    "LocalProcessBackendConfig",
     "LoraConfig",
     "Loss",
     "Name",
@@ -132,14 +148,32 @@ __all__ = [
     "TorchTuneConfig",
     "TorchTuneInstructDataset",
     "TrainJob",
+    "TrainJobTemplate",
     "TrainerArgs",
     "TrainerClient",
     "TrainerCommand",
     "TrainerError",
+    "TrainerStatus",
     "TrainerType",
+    "TrainingRuntimeSource",
     "UnsupportedFeatureError",
     "UrlDatasetInitializer",
     "UrlModelInitializer",
     "available_backends",
+    "get_tpu_num_nodes",
     "hookimpl",
+    "update_trainjob_status",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Upstream's names that live in backend distributions or are imported on first use (see ``lazy``)."""
+    from kubeflow_trainer.lazy import resolve
+
+    value = resolve(__name__, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

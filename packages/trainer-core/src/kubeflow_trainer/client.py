@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from kubeflow_trainer.backend import Backend, BackendConfig, BackendSpec, DryRun
 from kubeflow_trainer.errors import (
+    BackendNotFoundError,
     InvalidRequestError,
     JobFailedError,
     JobTimeoutError,
@@ -32,6 +33,15 @@ from kubeflow_trainer.types import (
 BACKEND_ENV = "KUBEFLOW_TRAINER_BACKEND"
 DEFAULT_BACKEND = "kubernetes"
 DEFAULT_RUNTIME_ENV = "DEFAULT_TRAINING_RUNTIME"
+
+
+@runtime_checkable
+class SelectsBackend(Protocol):
+    """A config that no single backend registers but that picks one itself (``ContainerBackendConfig``:
+    Docker or Podman, whichever answers)."""
+
+    def select_backend(self, registry: BackendRegistry, prefer: str | None = None) -> tuple[BackendSpec, Backend]:
+        """The chosen backend's spec and the created backend."""
 
 
 class TrainerClient:
@@ -62,7 +72,13 @@ class TrainerClient:
             backend, backend_config = backend_config, None
         spec: BackendSpec
         if backend_config is not None:
-            spec = self._registry.for_config(backend_config)
+            try:
+                spec = self._registry.for_config(backend_config)
+            except BackendNotFoundError:
+                if not isinstance(backend_config, SelectsBackend):
+                    raise
+                self._spec, self._backend = backend_config.select_backend(self._registry, prefer=backend)
+                return
             if backend is not None and backend != spec.name:
                 raise InvalidRequestError(
                     f"backend={backend!r} does not match backend_config {type(backend_config).__name__}, "
@@ -112,10 +128,19 @@ class TrainerClient:
         return self._backend.get_runtime(name)
 
     def get_runtime_packages(self, runtime: Runtime) -> list[str]:
-        """The Python packages the runtime provides. Returned, not printed."""
+        """Print the Python packages the runtime provides, one per line, as upstream does; also return them.
+
+        For a runtime with GPUs the device and count are printed first. Upstream returns ``None``; the list
+        is ours (a notebook cell shows the printed lines either way).
+        """
         if not isinstance(runtime, Runtime):
             raise InvalidRequestError(f"runtime must be a Runtime object; got {type(runtime).__name__}")
-        return self._backend.get_runtime_packages(runtime)
+        packages = self._backend.get_runtime_packages(runtime)
+        if runtime.trainer.device == "gpu":
+            print(f"Available GPUs on the training node: {runtime.trainer.device_count}")
+        for package in packages:
+            print(package)
+        return packages
 
     # Jobs --------------------------------------------------------------------------------------------
     def _plan(

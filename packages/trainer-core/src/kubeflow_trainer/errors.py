@@ -2,7 +2,11 @@
 
 Every error raised by :class:`~kubeflow_trainer.TrainerClient` or by a backend is a :class:`TrainerError`.
 The subclasses also derive from the builtin exception that upstream code catches (``ValueError``,
-``RuntimeError``, ``TimeoutError`` ...) so code written for the upstream ``kubeflow`` SDK keeps working.
+``RuntimeError``, ``TimeoutError`` ...) so code written for the upstream ``kubeflow`` SDK keeps working:
+upstream's local and container backends raise ``ValueError`` for a missing job or runtime and its Kubernetes
+backend ``RuntimeError``, so :class:`NotFoundError` is a ``LookupError``, a ``ValueError`` and a
+``RuntimeError`` on every backend; a taken name and an unreachable engine or API server (upstream's Kubernetes
+backend: ``RuntimeError``) are ``RuntimeError`` too.
 
 Every message says what was wrong and how to fix it.
 """
@@ -35,8 +39,12 @@ class UnsupportedFeatureError(InvalidRequestError):
         self.missing = missing
 
 
-class NotFoundError(TrainerError, LookupError):
-    """A named object (job, runtime, step) does not exist."""
+class NotFoundError(TrainerError, LookupError, ValueError, RuntimeError):
+    """A named object (job, runtime, step) does not exist.
+
+    Also a ``ValueError`` (what upstream's local and container backends raise) and a ``RuntimeError`` (what
+    upstream's Kubernetes backend raises), so ``except ValueError`` / ``except RuntimeError`` catch it.
+    """
 
 
 class JobNotFoundError(NotFoundError):
@@ -70,7 +78,7 @@ class StepNotFoundError(NotFoundError, InvalidRequestError):
         )
 
 
-class AlreadyExistsError(TrainerError):
+class AlreadyExistsError(TrainerError, RuntimeError):
     """A job with this name already exists. Pick another name or delete the old job first."""
 
     def __init__(self, name: str, backend: str = "") -> None:
@@ -101,7 +109,7 @@ class JobTimeoutError(TrainerError, TimeoutError):
         self.job = job
 
 
-class BackendUnavailableError(TrainerError, ConnectionError):
+class BackendUnavailableError(TrainerError, ConnectionError, RuntimeError):
     """The backend's engine or API cannot be reached (daemon down, API server unreachable...)."""
 
 
@@ -119,3 +127,8 @@ class BackendLoadError(TrainerError, ImportError):
 
 class BackendConflictError(BackendLoadError):
     """Two installed distributions register the same backend name."""
+
+
+class BackendNotInstalledError(BackendLoadError, ModuleNotFoundError):
+    """A name that a backend distribution provides (e.g. ``LocalProcessBackendConfig``) was asked for, but that
+    distribution is not installed. The message names the ``pip install`` that provides it."""

@@ -5,7 +5,8 @@ Imports no container SDK: each engine distribution implements
 """
 
 from kubeflow_trainer.backend import Capability
-from kubeflow_trainer.containers.backend import ContainerBackend, ContainerBackendConfig
+from kubeflow_trainer.containers.backend import ContainerBackend
+from kubeflow_trainer.containers.config import ContainerBackendConfig, TrainingRuntimeSource
 from kubeflow_trainer.containers.engine import ContainerEngine, ContainerInfo, ContainerSpec, EngineEvent
 
 CAPABILITIES = frozenset(
@@ -35,4 +36,5 @@ __all__ = [
     "ContainerInfo",
     "ContainerSpec",
     "EngineEvent",
+    "TrainingRuntimeSource",
 ]

@@ -12,11 +12,10 @@ import os
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from importlib import resources
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, field_validator
-
-from kubeflow_trainer.backend import Backend, BackendConfig
+from kubeflow_trainer.backend import Backend
+from kubeflow_trainer.containers.config import ContainerBackendConfig
 from kubeflow_trainer.containers.engine import ContainerEngine, ContainerInfo, ContainerSpec
 from kubeflow_trainer.errors import (
     AlreadyExistsError,
@@ -38,11 +37,8 @@ from kubeflow_trainer.rendezvous import DEFAULT_MASTER_PORT
 from kubeflow_trainer.resources import parse_quantity
 from kubeflow_trainer.types import Event, Runtime, Step, TrainJob
 
-IMAGE_ENV = "KUBEFLOW_TRAINER_IMAGE"
-PULL_POLICY_ENV = "KUBEFLOW_TRAINER_PULL_POLICY"
 WORKSPACE = "/workspace"
 LAUNCHER = ".kft/launch.py"
-PULL_POLICIES = ("IfNotPresent", "Always", "Never")
 CACHE_MOUNT = "/kft-cache"
 SOURCE_MOUNT = "/kft-source"
 SECRET_PLACEHOLDER = "<secret>"
@@ -60,57 +56,6 @@ GATE = (
 """Node containers of a job with initializers start at once but run the trainer only after every
 initializer wrote its ``.ok`` file into the shared workspace (``sh`` is the one thing the image needs);
 no client has to stay around for the job to go on."""
-
-
-class ContainerBackendConfig(BackendConfig):
-    """Settings shared by the Docker and Podman backends.
-
-    Args:
-        pull_policy: ``IfNotPresent`` (default), ``Always`` or ``Never`` (case-insensitive). Default from
-            ``KUBEFLOW_TRAINER_PULL_POLICY``.
-        image: Image used when the trainer names none, instead of the runtime's image. Default from
-            ``KUBEFLOW_TRAINER_IMAGE``, so one script runs unchanged on every backend.
-        auto_remove: ``delete_job`` also removes the job's workspace volume (default). False keeps it.
-        label_prefix: Prefix of the labels that record jobs on containers, networks and volumes.
-        network_prefix: Prefix of the per-job network and volume names.
-        shm_size: ``/dev/shm`` size of node containers (default 1Gi; at most half the memory limit).
-        stop_timeout: Seconds a node gets between SIGTERM and SIGKILL when stopped.
-        initializer_image: Image of the dataset/model initializer steps (needs ``python3``; ``boto3`` and
-            ``huggingface_hub`` are installed with pip when missing). Default: the trainer's image.
-        dataset_initializer_image / model_initializer_image: Per-step images (upstream's names); they win
-            over ``initializer_image``.
-        initializer_timeout: Seconds an initializer step may take before it fails (default: no limit).
-        cache_prefix: Prefix of the named volumes that hold initializer caches (``cache=...``).
-    """
-
-    pull_policy: Literal["IfNotPresent", "Always", "Never"] = Field(
-        default_factory=lambda: os.environ.get(PULL_POLICY_ENV) or "IfNotPresent", validate_default=True
-    )
-    image: str | None = Field(default_factory=lambda: os.environ.get(IMAGE_ENV) or None)
-    auto_remove: bool = True
-    label_prefix: str = "trainer.kubeflow.org"
-    network_prefix: str = "kft-"
-    shm_size: str | int = "1Gi"
-    stop_timeout: float = Field(default=5.0, ge=0)
-    initializer_image: str | None = None
-    dataset_initializer_image: str | None = None
-    model_initializer_image: str | None = None
-    initializer_timeout: float | None = Field(default=None, gt=0)
-    cache_prefix: str = "kft-cache-"
-
-    @field_validator("pull_policy", mode="before")
-    @classmethod
-    def _policy(cls, value: Any) -> Any:
-        for policy in PULL_POLICIES:
-            if isinstance(value, str) and value.lower() == policy.lower():
-                return policy
-        raise ValueError(f"pull_policy must be one of {', '.join(PULL_POLICIES)}; got {value!r}")
-
-    @field_validator("shm_size")
-    @classmethod
-    def _shm(cls, value: str | int) -> str | int:
-        parse_quantity(value, "shm_size")
-        return value
 
 
 def _status(info: ContainerInfo) -> str:
@@ -133,6 +78,10 @@ class ContainerBackend(Backend):
         super().__init__(config)
         self.config: ContainerBackendConfig = config
         self.engine = engine
+
+    def list_runtimes(self) -> list[Runtime]:
+        """The runtimes of ``config.runtime_source`` (default: the built-in Kubeflow Trainer runtimes)."""
+        return self.config.runtime_source.runtimes()
 
     # Labels ------------------------------------------------------------------------------------------
     def _label(self, key: str) -> str:

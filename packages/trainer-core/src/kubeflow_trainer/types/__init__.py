@@ -3,6 +3,10 @@
 Code written for the upstream SDK ports by changing its imports. Invalid values fail at construction with a
 ``pydantic.ValidationError`` (a ``ValueError``) whose message names the field.
 
+Like upstream's dataclasses they can be built positionally in upstream's field order
+(``CustomTrainer(train)``, ``Runtime("name", trainer, kind)``) and passed to ``dataclasses.asdict`` /
+``fields`` / ``replace`` (:mod:`kubeflow_trainer.dataclass_compat`).
+
 One deliberate difference: ``CustomTrainer.pip_index_urls`` defaults to ``None``, meaning "use the pip
 configuration of the machine that installs the packages" (its index, extra indexes, find-links,
 constraints). Upstream hard-codes ``https://pypi.org/simple``, which silently overrides a private index.
@@ -16,11 +20,12 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from kubeflow_trainer import shipping
+from kubeflow_trainer.dataclass_compat import DataclassCompat
 from kubeflow_trainer.resources import parse_resources
 
 # Job statuses (upstream strings).
@@ -52,11 +57,11 @@ class JobStatus(str, Enum):
         return self.value
 
 
-class _Model(BaseModel):
+class _Model(DataclassCompat):
     model_config = ConfigDict(extra="forbid", defer_build=True, validate_assignment=True)
 
 
-class _Loose(BaseModel):
+class _Loose(DataclassCompat):
     """Output types: built by backends, not by users."""
 
     model_config = ConfigDict(defer_build=True, arbitrary_types_allowed=True)
@@ -145,14 +150,18 @@ class CustomTrainer(_Model):
 
 
 class CustomTrainerContainer(_Model):
-    """Run a container image as the training code (its entrypoint, or ``command``/``args``)."""
+    """Run a container image as the training code (its entrypoint, or ``command``/``args``).
+
+    ``command`` and ``args`` are ours (upstream runs the image's entrypoint); they come after upstream's
+    fields so positional construction binds as upstream's.
+    """
 
     image: str
-    command: list[str] | None = None
-    args: list[str] | None = None
     num_nodes: int | None = Field(default=None, ge=1)
     resources_per_node: dict[str, Any] | None = None
     env: dict[str, str] | None = None
+    command: list[str] | None = None
+    args: list[str] | None = None
 
     @field_validator("image")
     @classmethod
@@ -243,6 +252,10 @@ class BuiltinTrainer(_Model):
     config: TorchTuneConfig
 
 
+TORCH_TUNE = "torchtune"
+"""The framework name of the TorchTune builtin trainer (upstream's ``types.TORCH_TUNE``)."""
+
+
 class RuntimeKind(str, Enum):
     """Where a runtime definition lives."""
 
@@ -300,8 +313,24 @@ class Step(_Loose):
     message: str | None = None
 
 
+class TrainerStatus(_Loose):
+    """What the training code last reported with :func:`~kubeflow_trainer.update_trainjob_status`.
+
+    The fields of the Trainer API's ``TrainJob.status.trainerStatus``; metric values are strings, as there.
+    """
+
+    progress_percentage: int | None = None
+    estimated_remaining_seconds: int | None = None
+    metrics: dict[str, str] = Field(default_factory=dict)
+    last_updated_time: datetime | None = None
+
+
 class TrainJob(_Loose):
-    """A job as seen by the backend."""
+    """A job as seen by the backend.
+
+    ``trainer_status`` (ours; upstream's 0.5.0 TrainJob has no such field) holds the last progress and
+    metrics the training function reported with ``update_trainjob_status``, on every backend.
+    """
 
     name: str
     runtime: Runtime | None = None
@@ -313,6 +342,7 @@ class TrainJob(_Loose):
     backend: str = ""
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
+    trainer_status: TrainerStatus | None = None
 
 
 class Event(_Loose):
@@ -418,6 +448,8 @@ class HuggingFaceDatasetInitializer(_HuggingFace):
         access_token: Token for private or gated repositories (sent to the step as a secret env var).
     """
 
+    __positional_fields__: ClassVar[tuple[str, ...] | None] = ("storage_uri", "ignore_patterns", "access_token")
+
     ignore_patterns: list[str] | None = None
 
 
@@ -430,6 +462,16 @@ class S3DatasetInitializer(BaseInitializer):
         region: Region name. role_arn: a role to assume (STS) before downloading.
         ignore_patterns: Skip objects whose key (relative to the prefix) matches one of these globs.
     """
+
+    __positional_fields__: ClassVar[tuple[str, ...] | None] = (
+        "storage_uri",
+        "ignore_patterns",
+        "endpoint",
+        "access_key_id",
+        "secret_access_key",
+        "region",
+        "role_arn",
+    )
 
     ignore_patterns: list[str] | None = None
     endpoint: str | None = None
@@ -481,6 +523,17 @@ class UrlModelInitializer(_Url):
 class DataCacheInitializer(BaseInitializer):
     """Serve a dataset from Kubeflow's distributed data cache (``cache://<schema>/<table>``). Kubernetes only."""
 
+    __positional_fields__: ClassVar[tuple[str, ...] | None] = (
+        "storage_uri",
+        "metadata_loc",
+        "num_data_nodes",
+        "head_cpu",
+        "head_mem",
+        "worker_cpu",
+        "worker_mem",
+        "iam_role",
+    )
+
     metadata_loc: str
     num_data_nodes: int = Field(gt=1)
     head_cpu: str | None = None
@@ -505,6 +558,8 @@ class HuggingFaceModelInitializer(_HuggingFace):
     list of non-safetensors weight formats.
     """
 
+    __positional_fields__: ClassVar[tuple[str, ...] | None] = ("storage_uri", "ignore_patterns", "access_token")
+
     ignore_patterns: list[str] | None = Field(default_factory=lambda: list(_MODEL_IGNORE))
 
 
@@ -513,6 +568,16 @@ class S3ModelInitializer(BaseInitializer):
 
     Same arguments as :class:`S3DatasetInitializer`; ``ignore_patterns`` defaults as for Hugging Face models.
     """
+
+    __positional_fields__: ClassVar[tuple[str, ...] | None] = (
+        "storage_uri",
+        "ignore_patterns",
+        "endpoint",
+        "access_key_id",
+        "secret_access_key",
+        "region",
+        "role_arn",
+    )
 
     ignore_patterns: list[str] | None = Field(default_factory=lambda: list(_MODEL_IGNORE))
     endpoint: str | None = None
@@ -542,3 +607,26 @@ class Initializer(_Model):
 
 Trainer = CustomTrainer | CustomTrainerContainer | BuiltinTrainer
 """Any trainer type accepted by ``TrainerClient.train``."""
+
+
+class TrainJobTemplate(_Model):
+    """A reusable ``train()`` request: ``client.train(**template)`` submits it (upstream's ``TrainJobTemplate``).
+
+    Args:
+        trainer: The trainer (upstream takes a ``CustomTrainer``; any trainer type is accepted here).
+        runtime: A runtime name or a ``Runtime`` from ``get_runtime()`` (default: ``torch-distributed``).
+        initializer: Dataset and model initializers.
+    """
+
+    model_config = ConfigDict(extra="forbid", defer_build=True, arbitrary_types_allowed=True)
+
+    trainer: CustomTrainer | CustomTrainerContainer | BuiltinTrainer
+    runtime: str | Runtime | None = None
+    initializer: Initializer | None = None
+
+    def keys(self) -> list[str]:
+        """The ``train()`` keyword names, so ``**template`` unpacks it."""
+        return ["trainer", "runtime", "initializer"]
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)

@@ -1,0 +1,1 @@
+"""Upstream's ``kubeflow.trainer.backends.container`` (alias package)."""

@@ -1,0 +1,1 @@
+"""Upstream's ``kubeflow.trainer.constants`` package (``from kubeflow_trainer.constants import constants``)."""

@@ -1,0 +1,53 @@
+"""Names that live in backend distributions but are reachable from ``kubeflow_trainer`` (upstream's layout).
+
+``from kubeflow_trainer import LocalProcessBackendConfig`` works as with upstream's ``kubeflow.trainer``, yet
+``import kubeflow_trainer`` imports no backend: the package's module ``__getattr__`` resolves these names on
+first use. A name whose distribution is missing raises
+:class:`~kubeflow_trainer.errors.BackendNotInstalledError` (an ``ImportError``) with the ``pip install`` hint.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from kubeflow_trainer.errors import BackendNotInstalledError
+
+BACKEND_NAMES: dict[str, tuple[str, str]] = {
+    "LocalProcessBackendConfig": ("kubeflow_trainer_local.config", "local"),
+    "LocalProcessBackend": ("kubeflow_trainer_local.backend", "local"),
+    "KubernetesBackendConfig": ("kubeflow_trainer_k8s.config", "k8s"),
+    "KubernetesBackend": ("kubeflow_trainer_k8s.backend", "k8s"),
+    "DockerBackendConfig": ("kubeflow_trainer_docker.config", "docker"),
+    "PodmanBackendConfig": ("kubeflow_trainer_podman.config", "podman"),
+}
+"""Name -> (module that defines it, ``trainer-core`` extra that installs it)."""
+
+CORE_NAMES: dict[str, str] = {
+    "ContainerBackendConfig": "kubeflow_trainer.containers.config",
+    "ContainerBackend": "kubeflow_trainer.containers.backend",
+    "TrainingRuntimeSource": "kubeflow_trainer.containers.config",
+    "update_trainjob_status": "kubeflow_trainer.trainjob_status",
+    "get_tpu_num_nodes": "kubeflow_trainer.tpu",
+}
+"""Names of trainer-core itself that are imported only when used (they are not needed to import the SDK)."""
+
+
+def resolve(module: str, name: str) -> Any:
+    """The object ``name`` of the package or alias module ``module``; AttributeError when it has none."""
+    if name in CORE_NAMES:
+        return getattr(importlib.import_module(CORE_NAMES[name]), name)
+    if name not in BACKEND_NAMES:
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    where, extra = BACKEND_NAMES[name]
+    try:
+        defining = importlib.import_module(where)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not where.startswith(exc.name):
+            raise
+        raise BackendNotInstalledError(
+            f"{name} is provided by the '{extra}' backend, which is not installed. Install it with "
+            f"pip install 'trainer-core[{extra}]' (or trainer-backend-{extra}); installed backends are listed by "
+            "kubeflow_trainer.available_backends()."
+        ) from exc
+    return getattr(defining, name)
