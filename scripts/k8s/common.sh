@@ -19,3 +19,8 @@ export GOFLAGS="-buildvcs=false"
 export CGO_ENABLED=0
 
 k8s_log() { printf '[k8s %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# Real-kubelet tier (node-*.sh): binaries and images keyed by their own versions, next to the plane's.
+NODE_KEY="node-k8s-${K8S_VERSION}_cni-${CNI_PLUGINS_VERSION}_coredns-${COREDNS_VERSION}_containerd-${CONTAINERD_VERSION}"
+NODE_HOME="$K8S_CACHE_ROOT/$NODE_KEY"
+NODE_BIN="$NODE_HOME/bin"
