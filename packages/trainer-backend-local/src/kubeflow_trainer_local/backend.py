@@ -33,7 +33,10 @@ from kubeflow_trainer import (
     UnsupportedFeatureError,
 )
 from kubeflow_trainer.initializers import RUNNER_FILE, STATUS_DIR, node_env, plan_initializers, runner_source
+from kubeflow_trainer.jobside import stand_in_files
 from kubeflow_trainer.plan import JobPlan
+from kubeflow_trainer.trainjob_status import STATUS_FILE, STATUS_FILE_ENV, trainer_status_from_json
+from kubeflow_trainer.types import TrainerStatus
 from kubeflow_trainer_local.config import LocalProcessBackendConfig
 from kubeflow_trainer_local.envcache import (
     CachedEnvironment,
@@ -191,6 +194,7 @@ class LocalProcessBackend(Backend):
             )
         if init_steps:
             files[RUNNER_FILE] = runner_source()
+        files.update(stand_in_files(os.path.dirname(plan.script)))
         port = free_port() if plan.framework == "torch" else 0
         allowed_cpus = self._cpus(plan)
         uid = uuid.uuid4().hex
@@ -200,6 +204,7 @@ class LocalProcessBackend(Backend):
             env = plan.node_env(rank, "127.0.0.1", port)
             env.update(node_env(init_steps, record.workspace))
             env[UID_ENV] = uid
+            env[STATUS_FILE_ENV] = os.path.join(record.workspace, STATUS_FILE)
             nodes.append(
                 {
                     "step": step.name,
@@ -233,6 +238,7 @@ class LocalProcessBackend(Backend):
             "inherit_environment": True,
             "active_deadline_seconds": plan.active_deadline_seconds,
             "stop_grace_seconds": self.config.stop_grace_seconds,
+            "keep_environment": not self.config.cleanup_venv,
         }
 
     @staticmethod
@@ -373,7 +379,16 @@ class LocalProcessBackend(Backend):
             backend=self.name,
             labels=request.get("labels", {}),
             annotations=request.get("annotations", {}),
+            trainer_status=self._trainer_status(record),
         )
+
+    @staticmethod
+    def _trainer_status(record: JobRecord) -> TrainerStatus | None:
+        try:
+            with open(os.path.join(record.workspace, STATUS_FILE), "rb") as handle:
+                return trainer_status_from_json(handle.read())
+        except OSError:
+            return None
 
     def get_job(self, name: str) -> TrainJob:
         return self._job(self._record(name))
@@ -513,10 +528,11 @@ class LocalProcessBackend(Backend):
         return self.cache.entries()
 
     def prune_environments(self, older_than_seconds: float | None = None) -> list[str]:
-        """Remove cached environments (not used for ``older_than_seconds``), except those of running jobs."""
+        """Remove cached environments (not used for ``older_than_seconds``), except those of running jobs and
+        of existing jobs submitted with ``cleanup_venv=False``."""
         in_use = set()
         for job in self.list_jobs():
-            if job.status not in TERMINAL:
+            if job.status not in TERMINAL or self._record(job.name).request().get("keep_environment"):
                 request = self._record(job.name).request()
                 in_use.add(request["environment"]["key"])
                 in_use.update(i["environment"]["key"] for i in request.get("initializers", []))

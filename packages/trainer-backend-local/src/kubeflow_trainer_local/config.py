@@ -58,6 +58,11 @@ class LocalProcessBackendConfig(BackendConfig):
         stop_grace_seconds: How long nodes get between SIGTERM and SIGKILL when a job is stopped.
         initializer_timeout: Seconds a dataset/model initializer step may take before it fails (default: no
             limit).
+        cleanup_venv: Upstream's flag (upstream builds a venv per job and removes it when the job ends unless
+            False). Here environments are cached and shared by content, so no job has a venv of its own:
+            ``True`` (default) lets ``prune_environments()`` remove a job's environment once the job has ended;
+            ``False`` keeps the environment of every job submitted with it for as long as the job exists
+            (until ``delete_job``), so it can be inspected or rerun as it was.
     """
 
     state_dir: str = Field(default_factory=default_state_dir)
@@ -68,3 +73,4 @@ class LocalProcessBackendConfig(BackendConfig):
     installer: Literal["auto", "uv", "pip"] = "auto"
     stop_grace_seconds: float = Field(default=5.0, ge=0)
     initializer_timeout: float | None = Field(default=None, gt=0)
+    cleanup_venv: bool = True
