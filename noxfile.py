@@ -18,7 +18,7 @@ LOCAL = ROOT / "packages" / "trainer-backend-local"
 DOCKER = ROOT / "packages" / "trainer-backend-docker"
 PODMAN = ROOT / "packages" / "trainer-backend-podman"
 K8S = ROOT / "packages" / "trainer-backend-k8s"
-EXAMPLE = ROOT / "tests" / "example-plugin"
+EXAMPLE = ROOT / "examples" / "plugin-subprocess"
 BACKENDS = ["trainer-backend-k8s", "trainer-backend-local", "trainer-backend-docker", "trainer-backend-podman"]
 PYTEST = ["pytest", "-ra", "-p", "no:cacheprovider"]
 INITIALIZER_TEST_DEPS = ["moto[server]", "boto3", "huggingface_hub"]
@@ -119,7 +119,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on core and every backend."""
+    """mypy --strict on core, every backend and the example plugin."""
     install(
         session,
         "mypy",
@@ -134,8 +134,10 @@ def typecheck(session: nox.Session) -> None:
         str(DOCKER),
         "-e",
         str(PODMAN),
+        "-e",
+        str(EXAMPLE),
     )
-    session.run("mypy", *(str(p / "src") for p in (CORE, LOCAL, DOCKER, PODMAN)))
+    session.run("mypy", *(str(p / "src") for p in (CORE, LOCAL, DOCKER, PODMAN, EXAMPLE)))
 
 
 @nox.session

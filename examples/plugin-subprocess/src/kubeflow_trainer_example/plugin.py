@@ -21,7 +21,7 @@ def trainer_register_backends(register: Callable[[BackendSpec], None]) -> None:
             name="subprocess-example",
             config_class=SubprocessBackendConfig,
             factory=_factory,
-            capabilities=frozenset({Capability.PERSISTENCE, Capability.EVENTS}),
-            description="Example: a child Python process per job, no isolation.",
+            capabilities=frozenset({Capability.PERSISTENCE, Capability.EVENTS, Capability.MULTI_NODE}),
+            description="Example: one child Python process per node, no isolation.",
         )
     )
