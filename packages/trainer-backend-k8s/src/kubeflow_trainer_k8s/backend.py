@@ -35,6 +35,7 @@ from kubeflow_trainer import (
 )
 from kubeflow_trainer.plan import JobPlan
 from kubeflow_trainer.runtimes import RuntimeParseError, runtime_from_object
+from kubeflow_trainer.trainjob_status import trainer_status_from_api
 from kubeflow_trainer.types import RuntimeKind, RuntimeTrainer, TrainerType
 from kubeflow_trainer_k8s.config import KubernetesBackendConfig
 from kubeflow_trainer_k8s.render import (
@@ -303,6 +304,7 @@ class KubernetesBackend(Backend):
             backend=self.name,
             labels=meta.get("labels") or {},
             annotations=meta.get("annotations") or {},
+            trainer_status=trainer_status_from_api(status.get("trainerStatus")),
         )
 
     @staticmethod
