@@ -21,6 +21,21 @@ K8S = ROOT / "packages" / "trainer-backend-k8s"
 EXAMPLE = ROOT / "examples" / "plugin-subprocess"
 BACKENDS = ["trainer-backend-k8s", "trainer-backend-local", "trainer-backend-docker", "trainer-backend-podman"]
 PYTEST = ["pytest", "-ra", "-p", "no:cacheprovider"]
+COVERAGE_DIR = ROOT / ".coverage-data"
+"""Each test session writes its line coverage here (``.coverage.<session>``); the ``coverage`` session reports."""
+DISTRIBUTIONS = {
+    "trainer-core": "packages/trainer-core/src/*",
+    "  containers/ (engine-neutral container backend)": "packages/trainer-core/src/kubeflow_trainer/containers/*",
+    "  initializers/runner.py": "packages/trainer-core/src/kubeflow_trainer/initializers/runner.py",
+    "  client.py": "packages/trainer-core/src/kubeflow_trainer/client.py",
+    "trainer-backend-local": "packages/trainer-backend-local/src/*",
+    "trainer-backend-docker": "packages/trainer-backend-docker/src/*",
+    "trainer-backend-podman": "packages/trainer-backend-podman/src/*",
+    "trainer-backend-k8s": "packages/trainer-backend-k8s/src/*",
+    "example plugin": "examples/plugin-subprocess/src/*",
+}
+UNIT_SESSIONS = ("core",)
+PACKAGE_SESSIONS = ("core", "local", "docker", "podman", "k8s", "k8s_kubelet", "example_plugin")
 INITIALIZER_TEST_DEPS = ["moto[server]", "boto3", "huggingface_hub"]
 """The initializer tests' servers (moto's S3) and clients (boto3 to fill it, huggingface_hub for the Hub
 stand-in's own test). The jobs' initializer steps get their libraries from their own environment/image."""
@@ -34,39 +49,50 @@ def install(session: nox.Session, *args: str) -> None:
     session.install(*args, env={"UV_COMPILE_BYTECODE": "1"})
 
 
+def pytest(session: nox.Session, *args: str) -> None:
+    """Run pytest with line coverage of every first-party package (pyproject's [tool.coverage]) recorded
+    in ``.coverage-data/.coverage.<session>``. Code that runs in the jobs' own processes (supervisors,
+    containers, pods) is not measured."""
+    install(session, "pytest-cov")
+    COVERAGE_DIR.mkdir(exist_ok=True)
+    data = COVERAGE_DIR / f".coverage.{session.name}"
+    data.unlink(missing_ok=True)
+    session.run(*PYTEST, "--cov", "--cov-report=", *args, *session.posargs, env={"COVERAGE_FILE": str(data)})
+
+
 @nox.session
 def core(session: nox.Session) -> None:
     """trainer-core alone, with no backend installed: its unit tests."""
     install(session, "-e", f"{CORE}[testing]")
-    session.run(*PYTEST, str(CORE / "tests"), *session.posargs)
+    pytest(session, str(CORE / "tests"))
 
 
 @nox.session
 def local(session: nox.Session) -> None:
     """The LocalProcess backend: kit + backend tests with real torchrun and torch."""
     install(session, "-e", f"{CORE}[testing]", "-e", str(LOCAL))
-    session.run(*PYTEST, str(LOCAL / "tests"), *session.posargs)
+    pytest(session, str(LOCAL / "tests"))
 
 
 @nox.session
 def docker(session: nox.Session) -> None:
     """The Docker backend against the real engine (scripts/containers/ sets it up): kit + e2e tests."""
     install(session, "-e", f"{CORE}[testing]", "-e", str(DOCKER))
-    session.run(*PYTEST, str(DOCKER / "tests"), *session.posargs)
+    pytest(session, str(DOCKER / "tests"))
 
 
 @nox.session
 def podman(session: nox.Session) -> None:
     """The Podman backend against the real Podman service (scripts/containers/ sets it up): the kit."""
     install(session, "-e", f"{CORE}[testing]", "-e", str(PODMAN))
-    session.run(*PYTEST, str(PODMAN / "tests"), *session.posargs)
+    pytest(session, str(PODMAN / "tests"))
 
 
 @nox.session
 def k8s(session: nox.Session) -> None:
     """The Kubernetes backend against the local control plane (scripts/k8s/: built, started, stopped here)."""
     install(session, "-e", f"{CORE}[testing]", "-e", str(K8S))
-    session.run(*PYTEST, str(K8S / "tests"), *session.posargs)
+    pytest(session, str(K8S / "tests"))
 
 
 @nox.session
@@ -74,7 +100,7 @@ def k8s_kubelet(session: nox.Session) -> None:
     """The Kubernetes backend on a real kubelet (scripts/k8s/node-*.sh: built, started, stopped here; needs root
     and the torch test image in Docker): the kit with no execution xfails, multi-node rendezvous, log follow."""
     install(session, "-e", f"{CORE}[testing]", "-e", str(K8S))
-    session.run(*PYTEST, "--kubelet-tier", str(K8S / "tests" / "kubelet"), *session.posargs)
+    pytest(session, "--kubelet-tier", str(K8S / "tests" / "kubelet"))
 
 
 @nox.session
@@ -83,7 +109,7 @@ def e2e(session: nox.Session) -> None:
     model initializers on local/docker/podman against real S3 (moto), HTTP and a Hub stand-in."""
     install(session, "-e", f"{CORE}[testing]", "-e", str(LOCAL), "-e", str(DOCKER), "-e", str(PODMAN))
     install(session, *INITIALIZER_TEST_DEPS)
-    session.run(*PYTEST, str(ROOT / "tests" / "support"), str(ROOT / "tests" / "e2e"), *session.posargs)
+    pytest(session, str(ROOT / "tests" / "support"), str(ROOT / "tests" / "e2e"))
 
 
 @nox.session(name="example_plugin")
@@ -91,14 +117,14 @@ def example_plugin(session: nox.Session) -> None:
     """The third-party example backend, pip-installed from its folder, passes the kit."""
     install(session, "-e", f"{CORE}[testing]")
     install(session, str(EXAMPLE))  # a real (non-editable) install, as a user would
-    session.run(*PYTEST, str(EXAMPLE / "tests"), *session.posargs)
+    pytest(session, str(EXAMPLE / "tests"))
 
 
 @nox.session
 def conformance(session: nox.Session) -> None:
     """The kit over every installed backend (built-in and third-party) at once."""
     install(session, "-e", f"{CORE}[testing]", "-e", str(LOCAL), "-e", str(DOCKER), "-e", str(PODMAN), str(EXAMPLE))
-    session.run(*PYTEST, str(ROOT / "tests" / "conformance"), *session.posargs)
+    pytest(session, str(ROOT / "tests" / "conformance"))
 
 
 @nox.session
@@ -106,7 +132,50 @@ def compat(session: nox.Session) -> None:
     """Upstream's documented examples, ported by the import rewrite, on the real local, Docker, Podman and
     Kubernetes backends, and the signature parity test against kubeflow==0.5.0 (its own venv in .bench/)."""
     install(session, "-e", f"{CORE}[testing]", *(f"-e{p}" for p in (LOCAL, DOCKER, PODMAN, K8S)), "uv", "pyyaml")
-    session.run(*PYTEST, str(ROOT / "tests" / "compat"), *session.posargs)
+    pytest(session, str(ROOT / "tests" / "compat"))
+
+
+@nox.session
+def coverage(session: nox.Session) -> None:
+    """Line coverage per distribution from what the test sessions recorded: the engine-less unit tests
+    (core), the package sessions (each distribution's own tests, real engines included), and all suites."""
+    install(session, "coverage[toml]")
+    recorded = {p.name.removeprefix(".coverage."): p for p in COVERAGE_DIR.glob(".coverage.*")}
+    if not recorded:
+        session.error("no coverage recorded: run test sessions first (e.g. nox -s core local)")
+    groups = {
+        "unit (core)": [n for n in UNIT_SESSIONS if n in recorded],
+        "package sessions": [n for n in PACKAGE_SESSIONS if n in recorded],
+        "all suites": sorted(recorded),
+    }
+    totals: dict[str, dict[str, str]] = {}
+    tmp = Path(session.create_tmp())
+    for group, names in groups.items():
+        combined = tmp / f"combined-{group.split()[0]}"
+        combined.unlink(missing_ok=True)
+        if not names:
+            continue
+        session.run(
+            "coverage", "combine", "--keep", f"--data-file={combined}", *(str(recorded[n]) for n in names), silent=True
+        )
+        for label, include in DISTRIBUTIONS.items():
+            out = session.run(
+                "coverage",
+                "report",
+                f"--data-file={combined}",
+                f"--include=*/{include}",
+                "--format=total",
+                silent=True,
+                success_codes=[0, 1],
+            )
+            text = str(out or "").strip().splitlines()
+            totals.setdefault(label, {})[group] = (
+                f"{text[-1]} %" if text and text[-1].replace(".", "", 1).isdigit() else "no data"
+            )
+    print(f"\nline coverage (sessions recorded: {', '.join(sorted(recorded))})")
+    print(f"{'distribution':50s}" + "".join(f"{g:>18s}" for g in groups))
+    for label, row in totals.items():
+        print(f"{label:50s}" + "".join(f"{row.get(g, '-'):>18s}" for g in groups))
 
 
 @nox.session
