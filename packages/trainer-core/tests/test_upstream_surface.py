@@ -133,6 +133,8 @@ def test_unknown_name_is_an_attribute_error():
         ("kubeflow_trainer.backends.container.types", ["ContainerBackendConfig", "TrainingRuntimeSource"]),
         ("kubeflow_trainer.backends.kubernetes.utils", ["get_tpu_num_nodes", "update_trainjob_status"]),
         ("kubeflow_trainer.api.trainer_client", ["TrainerClient"]),
+        ("kubeflow_trainer.options.kubernetes", ["RuntimePatch", "TrainingRuntimeSpecPatch", "PodSpecPatch", "Labels"]),
+        ("kubeflow_trainer.options.common", ["Name"]),
     ],
 )
 def test_upstream_module_paths(module, names):
