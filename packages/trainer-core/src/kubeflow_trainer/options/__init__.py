@@ -1,0 +1,349 @@
+"""Job options for ``TrainerClient.train(options=[...])`` (upstream names).
+
+Each option is a validated pydantic model (unknown keywords are refused) that edits the backend-neutral
+job plan. An option that needs a backend capability declares it; the client refuses the request before
+anything starts when the selected backend lacks it, instead of dropping the option silently.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from kubeflow_trainer.backend import Capability
+
+if TYPE_CHECKING:
+    from kubeflow_trainer.plan import JobPlan
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
+_LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+MAX_JOB_NAME = 63
+
+
+def validate_job_name(name: str) -> str:
+    """A job name must be a DNS-1123 label: lower-case letters, digits and '-', at most 63 characters."""
+    if not isinstance(name, str) or not name:
+        raise ValueError("job name must be a non-empty string")
+    if len(name) > MAX_JOB_NAME or not _DNS1123_LABEL.match(name):
+        raise ValueError(
+            f"job name {name!r} is not a valid DNS-1123 label: use at most {MAX_JOB_NAME} lower-case letters, "
+            "digits and '-', starting and ending with a letter or digit (e.g. 'mnist-run-1')"
+        )
+    return name
+
+
+def validate_label_key(key: str) -> str:
+    """Kubernetes label/annotation key syntax: ``[prefix/]name``."""
+    prefix, _, name = key.rpartition("/")
+    if (prefix and (len(prefix) > 253 or not _LABEL_PREFIX.match(prefix))) or (
+        not name or len(name) > 63 or not _LABEL_NAME.match(name)
+    ):
+        raise ValueError(f"{key!r} is not a valid key: use [dns-prefix/]name, name at most 63 characters")
+    return key
+
+
+class JobOption(BaseModel):
+    """Base class of options. Subclasses implement :meth:`apply`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    requires: ClassVar[frozenset[Capability]] = frozenset()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Accept fields positionally too, as upstream's dataclass options do (``Name("my-job")``)."""
+        fields = list(type(self).model_fields)
+        if len(args) > len(fields):
+            raise TypeError(f"{type(self).__name__} takes at most {len(fields)} positional argument(s)")
+        for field_name, value in zip(fields, args, strict=False):
+            if field_name in kwargs:
+                raise TypeError(f"{type(self).__name__} got {field_name!r} twice")
+            kwargs[field_name] = value
+        super().__init__(**kwargs)
+
+    def apply(self, plan: JobPlan) -> None:  # pragma: no cover - abstract
+        """Edit the job plan."""
+        raise NotImplementedError
+
+
+class Name(JobOption):
+    """The job's name (a DNS-1123 label). Default: a random 12-character name."""
+
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return validate_job_name(value)
+
+    def apply(self, plan: JobPlan) -> None:
+        plan.name = self.name
+
+
+class Labels(JobOption):
+    """Labels put on the job and on everything the backend creates for it."""
+
+    labels: dict[str, str]
+    requires: ClassVar[frozenset[Capability]] = frozenset({Capability.LABELS})
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, val in value.items():
+            validate_label_key(key)
+            if not isinstance(val, str) or len(val) > 63 or not _LABEL_VALUE.match(val):
+                raise ValueError(f"label {key!r}: value {val!r} must be at most 63 characters of [A-Za-z0-9_.-]")
+        return value
+
+    def apply(self, plan: JobPlan) -> None:
+        plan.labels.update(self.labels)
+
+
+class Annotations(JobOption):
+    """Annotations put on the job."""
+
+    annotations: dict[str, str]
+    requires: ClassVar[frozenset[Capability]] = frozenset({Capability.ANNOTATIONS})
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotations(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, val in value.items():
+            validate_label_key(key)
+            if not isinstance(val, str):
+                raise ValueError(f"annotation {key!r}: value must be a string")
+        return value
+
+    def apply(self, plan: JobPlan) -> None:
+        plan.annotations.update(self.annotations)
+
+
+class TrainerCommand(JobOption):
+    """Override the trainer container's command (only with ``CustomTrainerContainer``)."""
+
+    command: list[str] = Field(min_length=1)
+
+    def apply(self, plan: JobPlan) -> None:
+        plan.require_container_trainer("TrainerCommand")
+        plan.container_command = list(self.command)
+
+
+class TrainerArgs(JobOption):
+    """Override the trainer container's arguments (only with ``CustomTrainerContainer``)."""
+
+    args: list[str]
+
+    def apply(self, plan: JobPlan) -> None:
+        plan.require_container_trainer("TrainerArgs")
+        plan.container_args = list(self.args)
+
+
+class ActiveDeadlineSeconds(JobOption):
+    """Fail the job when it runs longer than this many seconds."""
+
+    seconds: int = Field(ge=1)
+    requires: ClassVar[frozenset[Capability]] = frozenset({Capability.ACTIVE_DEADLINE})
+
+    def apply(self, plan: JobPlan) -> None:
+        plan.active_deadline_seconds = self.seconds
+
+
+class _Patch(BaseModel):
+    """Base of the runtime patch types: validated, frozen, fields by keyword or position (as upstream's
+    dataclasses), rendered with camelCase keys and without unset (``None``) or empty values."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        fields = list(type(self).model_fields)
+        if len(args) > len(fields):
+            raise TypeError(f"{type(self).__name__} takes at most {len(fields)} positional argument(s)")
+        for field_name, value in zip(fields, args, strict=False):
+            if field_name in kwargs:
+                raise TypeError(f"{type(self).__name__} got {field_name!r} twice")
+            kwargs[field_name] = value
+        super().__init__(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The API shape of this patch, as upstream renders it: camelCase keys; ``None``, empty lists and
+        empty nested patches left out (other values, empty dicts included, as given)."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, list):
+                value = [v.to_dict() if isinstance(v, _Patch) else v for v in value]
+                if not value:
+                    continue
+            elif isinstance(value, _Patch):
+                value = value.to_dict()
+                if not value:
+                    continue
+            out[_camel(name)] = value
+        return out
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+_VALUE_FROM_KEYS = ("configMapKeyRef", "secretKeyRef", "fieldRef", "resourceFieldRef")
+
+
+class ContainerPatch(_Patch):
+    """Patch of one container of the runtime's pods (it must exist in the runtime, e.g. ``node``).
+
+    ``env`` entries are ``{"name": ..., "value": ...}`` or ``{"name": ..., "valueFrom": {...}}``;
+    ``volume_mounts`` entries need ``name`` and an absolute ``mountPath``.
+    """
+
+    name: str
+    env: list[dict[str, Any]] | None = None
+    volume_mounts: list[dict[str, Any]] | None = None
+    security_context: dict[str, Any] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("Container name must be a non-empty string (the runtime container to patch, e.g. 'node')")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        for entry in value or ():
+            if not entry.get("name"):
+                raise ValueError(f"env entry {entry!r} needs a non-empty 'name'")
+            if "value" not in entry and "valueFrom" not in entry:
+                raise ValueError(f"env entry {entry['name']!r} needs a 'value' or a 'valueFrom'")
+            if "valueFrom" in entry:
+                source = entry["valueFrom"]
+                if not isinstance(source, dict) or not any(k in source for k in _VALUE_FROM_KEYS):
+                    raise ValueError(
+                        f"env entry {entry['name']!r}: 'valueFrom' must be a dict with one of "
+                        f"{', '.join(_VALUE_FROM_KEYS)}"
+                    )
+        return value
+
+    @field_validator("volume_mounts")
+    @classmethod
+    def _mounts(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        for mount in value or ():
+            if not mount.get("name"):
+                raise ValueError(f"volume_mounts entry {mount!r} needs a non-empty 'name'")
+            path = mount.get("mountPath")
+            if not path or not isinstance(path, str) or not path.startswith("/"):
+                raise ValueError(
+                    f"volume_mounts entry {mount['name']!r} needs an absolute 'mountPath' (starting with /); "
+                    f"got {path!r}"
+                )
+        return value
+
+
+class PodSpecPatch(_Patch):
+    """Patch of the pod spec fields a manager may set on the runtime's pods."""
+
+    service_account_name: str | None = None
+    volumes: list[dict[str, Any]] | None = None
+    init_containers: list[ContainerPatch] | None = None
+    containers: list[ContainerPatch] | None = None
+    image_pull_secrets: list[dict[str, Any]] | None = None
+    security_context: dict[str, Any] | None = None
+    node_selector: dict[str, str] | None = None
+    affinity: dict[str, Any] | None = None
+    tolerations: list[dict[str, Any]] | None = None
+    scheduling_gates: list[dict[str, Any]] | None = None
+
+
+class PodTemplatePatch(_Patch):
+    """Patch of a Job's pod template: ``metadata`` (labels, annotations) and ``spec``."""
+
+    metadata: dict[str, Any] | None = None
+    spec: PodSpecPatch | None = None
+
+
+class JobSpecPatch(_Patch):
+    """Patch of a Job spec: its pod ``template``."""
+
+    template: PodTemplatePatch | None = None
+
+
+class JobTemplatePatch(_Patch):
+    """Patch of a replicated job's Job template: ``metadata`` (labels, annotations) and ``spec``."""
+
+    metadata: dict[str, Any] | None = None
+    spec: JobSpecPatch | None = None
+
+
+class ReplicatedJobPatch(_Patch):
+    """Patch of one replicated job of the runtime's JobSet, by ``name`` (e.g. ``node``, ``launcher``)."""
+
+    name: str
+    template: JobTemplatePatch | None = None
+
+
+class JobSetSpecPatch(_Patch):
+    """Patch of the JobSet spec: per replicated job patches."""
+
+    replicated_jobs: list[ReplicatedJobPatch] | None = None
+
+
+class JobSetTemplatePatch(_Patch):
+    """Patch of the runtime's JobSet template: ``metadata`` (labels, annotations) and ``spec``."""
+
+    metadata: dict[str, Any] | None = None
+    spec: JobSetSpecPatch | None = None
+
+
+class TrainingRuntimeSpecPatch(_Patch):
+    """Patch of a (Cluster)TrainingRuntime spec: its JobSet ``template``."""
+
+    template: JobSetTemplatePatch | None = None
+
+
+SDK_MANAGER = "trainer.kubeflow.org/kubeflow-sdk"
+
+
+class RuntimePatch(JobOption):
+    """Add a runtime patch to the TrainJob (``spec.runtimePatches``), Kubernetes only.
+
+    As upstream: ``RuntimePatch(training_runtime_spec=TrainingRuntimeSpecPatch(template=JobSetTemplatePatch(
+    ...)))``, rendered with camelCase keys. ``manager`` (default ``trainer.kubeflow.org/kubeflow-sdk``) keys
+    the patch. Superset of upstream: ``manager=`` may be set, and ``patch=`` takes the
+    ``trainingRuntimeSpec`` as a raw dict in API shape instead of the typed patch, e.g.
+    ``{"template": {"spec": {"replicatedJobs": [{"name": "node", ...}]}}}`` (fields the Trainer API does
+    not know are refused when the TrainJob is rendered).
+    """
+
+    training_runtime_spec: TrainingRuntimeSpecPatch | None = None
+    manager: str = Field(default=SDK_MANAGER, min_length=1)
+    patch: dict[str, Any] | None = None
+    requires: ClassVar[frozenset[Capability]] = frozenset({Capability.RUNTIME_PATCH})
+
+    @model_validator(mode="after")
+    def _one_spec(self) -> RuntimePatch:
+        if self.training_runtime_spec is not None and self.patch is not None:
+            raise ValueError(
+                "RuntimePatch takes training_runtime_spec= (typed) or patch= (a raw dict), not both; pass one"
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``spec.runtimePatches`` entry (``manager`` and ``trainingRuntimeSpec`` when not empty)."""
+        out: dict[str, Any] = {}
+        if self.training_runtime_spec is not None:
+            spec = self.training_runtime_spec.to_dict()
+            if spec:
+                out["trainingRuntimeSpec"] = spec
+        elif self.patch:
+            out["trainingRuntimeSpec"] = self.patch
+        out["manager"] = self.manager
+        return out
+
+    def apply(self, plan: JobPlan) -> None:
+        plan.runtime_patches.append(self.to_dict())
