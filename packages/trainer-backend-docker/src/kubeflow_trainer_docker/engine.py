@@ -13,7 +13,7 @@ import requests.exceptions
 from docker.types import DeviceRequest
 
 from kubeflow_trainer.containers import ContainerEngine, ContainerInfo, ContainerSpec, EngineEvent
-from kubeflow_trainer.containers.engine import info_from_inspect, label_filters, tar_files
+from kubeflow_trainer.containers.engine import info_from_inspect, label_filters, tar_files, untar_file
 from kubeflow_trainer.errors import BackendError, BackendUnavailableError
 from kubeflow_trainer_docker.config import DockerBackendConfig
 
@@ -139,6 +139,14 @@ class DockerEngine(ContainerEngine):
     def put_files(self, container: str, directory: str, files: dict[str, str]) -> None:
         if not self.client.containers.get(container).put_archive(directory, tar_files(files)):
             raise BackendError(f"could not copy the job's files into {directory}")
+
+    @translate_errors
+    def get_file(self, container: str, path: str) -> bytes | None:
+        try:
+            stream, _stat = self.client.containers.get(container).get_archive(path)
+        except docker.errors.NotFound:
+            return None
+        return untar_file(b"".join(stream))
 
     @translate_errors
     def start_container(self, container: str) -> None:

@@ -14,7 +14,7 @@ import requests.exceptions
 from podman import PodmanClient
 
 from kubeflow_trainer.containers import ContainerEngine, ContainerInfo, ContainerSpec, EngineEvent
-from kubeflow_trainer.containers.engine import info_from_inspect, tar_files
+from kubeflow_trainer.containers.engine import info_from_inspect, tar_files, untar_file
 from kubeflow_trainer.errors import BackendError, BackendUnavailableError
 from kubeflow_trainer_podman.config import PodmanBackendConfig
 
@@ -134,6 +134,15 @@ class PodmanEngine(ContainerEngine):
             problem = f"HTTP {response.status_code}: {response.text.strip()[:300]}"
             time.sleep(0.2 * (attempt + 1))
         raise BackendError(f"could not copy the job's files into {directory} of the container ({problem})")
+
+    @translate_errors
+    def get_file(self, container: str, path: str) -> bytes | None:
+        response = self.client.api.get(f"/containers/{container}/archive", params={"path": path})
+        if response.status_code == 404:
+            return None
+        if not response.ok:
+            raise BackendError(f"could not read {path} from the container (HTTP {response.status_code})")
+        return untar_file(response.content)
 
     @translate_errors
     def start_container(self, container: str) -> None:

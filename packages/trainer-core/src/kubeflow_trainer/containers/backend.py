@@ -32,10 +32,12 @@ from kubeflow_trainer.initializers import (
     plan_initializers,
     runner_source,
 )
+from kubeflow_trainer.jobside import stand_in_files
 from kubeflow_trainer.plan import JobPlan
 from kubeflow_trainer.rendezvous import DEFAULT_MASTER_PORT
 from kubeflow_trainer.resources import parse_quantity
-from kubeflow_trainer.types import Event, Runtime, Step, TrainJob
+from kubeflow_trainer.trainjob_status import STATUS_FILE, STATUS_FILE_ENV, trainer_status_from_json
+from kubeflow_trainer.types import Event, Runtime, Step, TrainerStatus, TrainJob
 
 WORKSPACE = "/workspace"
 LAUNCHER = ".kft/launch.py"
@@ -111,6 +113,8 @@ class ContainerBackend(Backend):
         resource = self._resource_name(plan.name)
         master = self.engine.master_address(f"{plan.name}-node-0")
         files = dict(plan.files)
+        if plan.trainer_kind == "custom" and plan.script is not None:
+            files.update(stand_in_files(os.path.dirname(plan.script)))
         launcher = plan.trainer_kind == "custom" and bool(plan.packages_to_install)
         if launcher:  # installs packages_to_install, then execs torchrun; skipped (one interpreter less) otherwise
             files[LAUNCHER] = resources.files("kubeflow_trainer.containers").joinpath("launcher.py").read_text()
@@ -128,7 +132,11 @@ class ContainerBackend(Backend):
             files[RUNNER_FILE] = runner_source()
         for step in plan.node_steps():
             rank = step.rank or 0
-            env = {"PYTHONUNBUFFERED": "1", **plan.node_env(rank, master, DEFAULT_MASTER_PORT)}
+            env = {
+                "PYTHONUNBUFFERED": "1",
+                **plan.node_env(rank, master, DEFAULT_MASTER_PORT),
+                STATUS_FILE_ENV: f"{WORKSPACE}/{STATUS_FILE}",
+            }
             if plan.trainer_kind == "custom":
                 command = plan.node_command(rank, master, DEFAULT_MASTER_PORT, WORKSPACE)
                 if launcher:
@@ -432,7 +440,18 @@ class ContainerBackend(Backend):
             self._reconcile(job, containers)
             containers = self._containers(name)
             job = self._job(name, containers)
+        job.trainer_status = self._trainer_status(containers)
         return job
+
+    def _trainer_status(self, containers: list[ContainerInfo]) -> TrainerStatus | None:
+        """What the job last reported with ``update_trainjob_status`` (the status file on its volume)."""
+        node0 = next((c for c in containers if c.labels.get(self._label("step")) == "node-0"), None)
+        if node0 is None:
+            return None
+        try:
+            return trainer_status_from_json(self.engine.get_file(node0.id, f"{WORKSPACE}/{STATUS_FILE}"))
+        except BackendError:
+            return None  # removed meanwhile; the status itself is what get_job is about
 
     def list_jobs(self, runtime: Runtime | None = None) -> list[TrainJob]:
         by_job: dict[str, list[ContainerInfo]] = {}

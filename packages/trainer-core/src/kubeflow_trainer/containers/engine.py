@@ -73,6 +73,16 @@ def tar_files(files: dict[str, str]) -> bytes:
     return buf.getvalue()
 
 
+def untar_file(data: bytes) -> bytes | None:
+    """The content of the single regular file in a tar archive (what the engines' archive API returns)."""
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        for member in archive:
+            if member.isfile():
+                handle = archive.extractfile(member)
+                return handle.read() if handle is not None else None
+    return None
+
+
 def label_filters(labels: dict[str, str]) -> dict[str, list[str]]:
     """The ``label`` filter both engines' list APIs take."""
     return {"label": [f"{k}={v}" for k, v in labels.items()]}
@@ -170,6 +180,13 @@ class ContainerEngine(abc.ABC):
     @abc.abstractmethod
     def put_files(self, container: str, directory: str, files: dict[str, str]) -> None:
         """Write text files (relative path -> content) under ``directory`` of a created container."""
+
+    def get_file(self, container: str, path: str) -> bytes | None:
+        """The content of the file ``path`` in a container (running or exited), ``None`` when it does not exist.
+
+        Optional: the default (for engines that cannot) reports no file, so features that read files from a
+        job (``update_trainjob_status``) show nothing rather than fail."""
+        return None
 
     @abc.abstractmethod
     def start_container(self, container: str) -> None:
