@@ -384,3 +384,19 @@ def test_stand_in_defers_to_an_installed_trainer_core(tmp_path):
     out = _run_in_job_dir(tmp_path)
     assert out[0] == kubeflow_trainer.__file__
     assert out[1:3] == ["True", "True 2"]
+
+
+def test_signatures_show_upstreams_parameters_first():
+    import inspect
+
+    params = inspect.signature(CustomTrainer).parameters
+    assert list(params) == [
+        "func", "func_args", "image", "packages_to_install", "pip_index_urls", "num_nodes", "resources_per_node", "env"
+    ]  # fmt: skip
+    assert repr(params["pip_index_urls"].default) == "<factory>"  # as a dataclass shows a default factory
+    hf = inspect.signature(HuggingFaceDatasetInitializer).parameters
+    assert list(hf)[:3] == ["storage_uri", "ignore_patterns", "access_token"]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in list(hf.values())[3:])
+    assert list(inspect.signature(Runtime).parameters)[:4] == ["name", "trainer", "kind", "pretrained_model"]
+    wait = inspect.signature(kubeflow_trainer.TrainerClient.wait_for_job_status).parameters
+    assert wait["status"].default == {"Complete"}

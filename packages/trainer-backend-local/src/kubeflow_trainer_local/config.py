@@ -65,6 +65,7 @@ class LocalProcessBackendConfig(BackendConfig):
             (until ``delete_job``), so it can be inspected or rerun as it was.
     """
 
+    cleanup_venv: bool = True
     state_dir: str = Field(default_factory=default_state_dir)
     cache_dir: str = Field(default_factory=default_cache_dir)
     data_cache_dir: str = Field(default_factory=default_data_cache_dir)
@@ -73,4 +74,3 @@ class LocalProcessBackendConfig(BackendConfig):
     installer: Literal["auto", "uv", "pip"] = "auto"
     stop_grace_seconds: float = Field(default=5.0, ge=0)
     initializer_timeout: float | None = Field(default=None, gt=0)
-    cleanup_venv: bool = True

@@ -233,7 +233,7 @@ class TrainerClient:
     def wait_for_job_status(
         self,
         name: str,
-        status: set[str] | None = None,
+        status: set[str] | None = {COMPLETE},  # noqa: B006 - upstream's default; read, never changed
         timeout: float = 600,
         polling_interval: float = 2,
         callbacks: list[Callable[[TrainJob], None]] | None = None,
@@ -244,7 +244,7 @@ class TrainerClient:
         when ``timeout`` seconds pass. ``callbacks`` run with the job every ``polling_interval`` seconds and
         on every status change.
         """
-        wanted = {COMPLETE} if status is None else set(status)
+        wanted = {COMPLETE} if status is None else set(status)  # None: as upstream's default
         unknown = wanted - STATUSES
         if not wanted or unknown:
             raise InvalidRequestError(f"status must be a non-empty subset of {sorted(STATUSES)}; got {sorted(wanted)}")
