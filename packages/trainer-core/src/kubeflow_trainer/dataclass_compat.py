@@ -133,5 +133,11 @@ class DataclassCompat(BaseModel):
         # pydantic derives each model's signature from __init__ (here: *args, **data); show the fields instead
         setattr(cls, "__signature__", _SIGNATURE)  # noqa: B010
 
+    @classmethod
+    def __pydantic_on_complete__(cls) -> None:
+        # a deferred build (defer_build=True) sets pydantic's signature again when the model is first used
+        super().__pydantic_on_complete__()
+        setattr(cls, "__signature__", _SIGNATURE)  # noqa: B010
+
 
 setattr(DataclassCompat, "__dataclass_fields__", _LazyDataclassFields())  # noqa: B010 - after pydantic built the class
