@@ -159,6 +159,7 @@ def test_upstream_constants_values():
     [
         ("kubeflow_trainer.backends.localprocess.backend", "LocalProcessBackendConfig", "kubeflow_trainer_local"),
         ("kubeflow_trainer.backends.localprocess.types", "LocalProcessBackendConfig", "kubeflow_trainer_local"),
+        ("kubeflow_trainer.backends.localprocess", "LocalProcessBackendConfig", "kubeflow_trainer_local"),
         ("kubeflow_trainer.backends.kubernetes.backend", "KubernetesBackendConfig", "kubeflow_trainer_k8s"),
     ],
 )
