@@ -19,6 +19,21 @@ import pytest
 K8S = Path(__file__).resolve().parents[3] / "scripts" / "k8s"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--kubelet-tier",
+        action="store_true",
+        help="collect tests/kubelet/: the real-kubelet tier (scripts/k8s/node-up.sh; `nox -s k8s_kubelet`)",
+    )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """tests/kubelet/ needs the real-kubelet tier (root, images): collected only with --kubelet-tier."""
+    if collection_path.name == "kubelet" and collection_path.parent == Path(__file__).parent:
+        return not config.getoption("--kubelet-tier")
+    return None
+
+
 @pytest.fixture(scope="session")
 def plane(tmp_path_factory: pytest.TempPathFactory):
     run_dir = Path(os.environ.get("KFT_K8S_RUN_DIR") or tmp_path_factory.mktemp("k8s") / "run")
