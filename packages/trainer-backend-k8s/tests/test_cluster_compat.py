@@ -127,7 +127,12 @@ def test_typed_runtime_patch_and_a_callable_option_reach_the_jobset(client, plan
                                     template=PodTemplatePatch(
                                         metadata={"labels": {"example.com/pod": "patched"}},
                                         spec=PodSpecPatch(
-                                            containers=[ContainerPatch(name="node", env=[{"name": "P", "value": "1"}])]
+                                            node_selector={"kubernetes.io/os": "linux"},
+                                            containers=[
+                                                ContainerPatch(
+                                                    name="node", security_context={"allowPrivilegeEscalation": False}
+                                                )
+                                            ],
                                         ),
                                     )
                                 )
@@ -145,12 +150,14 @@ def test_typed_runtime_patch_and_a_callable_option_reach_the_jobset(client, plan
         "trainer.kubeflow.org", "v1alpha1", client.backend.namespace, "trainjobs", name
     )
     assert tj["metadata"]["annotations"]["example.com/by"] == "callable"
-    assert tj["spec"]["runtimePatches"] == [patch.to_dict()]
+    # the server stamps each patch with the time it was set
+    assert [{k: v for k, v in p.items() if k != "time"} for p in tj["spec"]["runtimePatches"]] == [patch.to_dict()]
     js = jobset(client, name)
     assert js["metadata"]["labels"]["example.com/jobset"] == "patched"
     (node_job,) = [r for r in js["spec"]["replicatedJobs"] if r["name"] == "node"]
     assert node_job["template"]["spec"]["template"]["metadata"]["labels"]["example.com/pod"] == "patched"
-    assert {"name": "P", "value": "1"} in container(js, "node", "node")["env"]
+    assert node_job["template"]["spec"]["template"]["spec"]["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert container(js, "node", "node")["securityContext"] == {"allowPrivilegeEscalation": False}
     job = client.get_job(name)
     assert job.runtime.name == "torch-distributed" and job.runtime.trainer.framework == "torch"
     assert job.runtime.trainer.image  # the runtime's real image, not a placeholder
@@ -173,7 +180,7 @@ def test_bad_callable_options_are_refused_before_anything_is_created(client, pla
     cases = [
         (typo, r"does not have: spec\.activeDeadlineSecs"),
         (boom, "failed on the TrainJob body: ValueError: not today"),
-        (rename, "use the Name option"),
+        (rename, "set the name with the Name option"),
     ]
     for option, match in cases:
         with pytest.raises(InvalidRequestError, match=match):

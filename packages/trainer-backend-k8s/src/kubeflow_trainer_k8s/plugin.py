@@ -23,6 +23,7 @@ CAPABILITIES = frozenset(
         Capability.ANNOTATIONS,
         Capability.ACTIVE_DEADLINE,
         Capability.RUNTIME_PATCH,
+        Capability.CALLABLE_OPTIONS,
         Capability.EVENTS,
         Capability.PERSISTENCE,
     }
