@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from kubeflow_trainer import CustomTrainer, InvalidRequestError, Name
-from kubeflow_trainer.backend import Capability
+from kubeflow_trainer.capabilities import Capability
 from kubeflow_trainer.options import (
     ContainerPatch,
     JobSetSpecPatch,

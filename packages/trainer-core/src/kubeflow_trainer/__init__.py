@@ -14,10 +14,10 @@ from kubeflow_trainer.backend import (
     Backend,
     BackendConfig,
     BackendSpec,
-    Capability,
     DryRun,
     hookimpl,
 )
+from kubeflow_trainer.capabilities import Capability
 from kubeflow_trainer.client import TrainerClient
 from kubeflow_trainer.errors import (
     AlreadyExistsError,

@@ -24,11 +24,12 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pluggy
 from pydantic import BaseModel, ConfigDict
+
+from kubeflow_trainer.capabilities import Capability
 
 if TYPE_CHECKING:
     from kubeflow_trainer.plan import JobPlan
@@ -40,49 +41,6 @@ ENTRY_POINT_GROUP = "kubeflow_trainer.backends"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 """Decorator for hook implementations in plugin modules."""
-
-
-class Capability(str, Enum):
-    """What a backend can do. A request needing an undeclared capability is refused before it starts."""
-
-    MULTI_NODE = "multi-node"
-    """``num_nodes`` > 1, with a working torchrun rendezvous across nodes."""
-    MULTI_PROCESS = "multi-process"
-    """More than one process per node (``resources_per_node`` cpu or gpu count)."""
-    GPU = "gpu"
-    """GPUs requested with ``resources_per_node['gpu']`` (or MIG/extended resources) are given to the job."""
-    CPU_LIMIT = "cpu-limit"
-    """``resources_per_node['cpu']`` is enforced as a limit."""
-    MEMORY_LIMIT = "memory-limit"
-    """``resources_per_node['memory']`` is enforced as a limit."""
-    IMAGE = "image"
-    """``CustomTrainer.image`` / runtime images are honoured (container backends)."""
-    CONTAINER_TRAINER = "container-trainer"
-    """``CustomTrainerContainer`` jobs."""
-    BUILTIN_TRAINER = "builtin-trainer"
-    """``BuiltinTrainer`` jobs."""
-    PACKAGES = "packages"
-    """``packages_to_install`` / ``pip_index_urls`` are installed for the job."""
-    INITIALIZERS = "initializers"
-    """Dataset and model initializers."""
-    LABELS = "labels"
-    """The ``Labels`` option."""
-    ANNOTATIONS = "annotations"
-    """The ``Annotations`` option."""
-    ACTIVE_DEADLINE = "active-deadline"
-    """The ``ActiveDeadlineSeconds`` option."""
-    RUNTIME_PATCH = "runtime-patch"
-    """The ``RuntimePatch`` option (Kubernetes JobSet patches)."""
-    CALLABLE_OPTIONS = "callable-options"
-    """Options given as any callable ``option(job_spec, trainer, backend)`` (upstream's protocol): the backend
-    calls them on its native request (the TrainJob body on Kubernetes)."""
-    EVENTS = "events"
-    """``get_job_events`` returns the job's lifecycle events (without it, it returns an empty list)."""
-    PERSISTENCE = "persistence"
-    """Jobs outlive the client: a new client in a new process sees them."""
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class BackendConfig(BaseModel):

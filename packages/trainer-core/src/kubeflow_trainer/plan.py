@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kubeflow_trainer import shipping
-from kubeflow_trainer.backend import Capability
+from kubeflow_trainer.capabilities import Capability
 from kubeflow_trainer.errors import InvalidRequestError
 from kubeflow_trainer.rendezvous import Rendezvous
 from kubeflow_trainer.resources import Resources, parse_resources

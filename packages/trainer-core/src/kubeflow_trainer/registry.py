@@ -34,8 +34,8 @@ from kubeflow_trainer.backend import (
     BackendConfig,
     BackendHooks,
     BackendSpec,
-    Capability,
 )
+from kubeflow_trainer.capabilities import Capability
 from kubeflow_trainer.errors import (
     BackendConflictError,
     BackendLoadError,

@@ -4,7 +4,7 @@ Imports no container SDK: each engine distribution implements
 :class:`~kubeflow_trainer.containers.engine.ContainerEngine` with its own client.
 """
 
-from kubeflow_trainer.backend import Capability
+from kubeflow_trainer.capabilities import Capability
 from kubeflow_trainer.containers.backend import ContainerBackend
 from kubeflow_trainer.containers.config import ContainerBackendConfig, TrainingRuntimeSource
 from kubeflow_trainer.containers.engine import ContainerEngine, ContainerInfo, ContainerSpec, EngineEvent

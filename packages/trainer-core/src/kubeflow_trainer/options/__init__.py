@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from kubeflow_trainer.backend import Capability
+from kubeflow_trainer.capabilities import Capability
 
 if TYPE_CHECKING:
     from kubeflow_trainer.plan import JobPlan
