@@ -23,5 +23,6 @@ eval "$(scripts/containers/setup-engines.sh all)"
 scripts/containers/build-test-image.sh all >/dev/null
 python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet pyyaml  # scripts/k8s/up.sh renders manifests
 bash scripts/k8s/build.sh || echo "test-all: some control-plane components did not build; the k8s tests that need them will fail saying why"
-sessions=(lint typecheck core example_plugin local docker podman e2e k8s conformance packaging benchmarks coverage)
+bash scripts/k8s/node-build.sh >/dev/null || echo "test-all: some real-kubelet tier components did not build; the k8s_kubelet tests will fail saying why"
+sessions=(lint typecheck core example_plugin local docker podman e2e k8s k8s_kubelet compat conformance packaging benchmarks coverage)
 .venv/bin/nox --no-color -s "${sessions[@]}"
