@@ -158,7 +158,7 @@ def plan(options: list[Any]):
 
 def test_runtime_patch_lands_in_the_plan_and_needs_the_capability():
     p = plan([full_patch()])
-    assert p.runtime_patches == [full_patch().to_dict()]
+    assert p.runtime_patches == (full_patch().to_dict(),)
     assert Capability.RUNTIME_PATCH in p.required_capabilities()
     assert Capability.CALLABLE_OPTIONS not in p.required_capabilities()
 

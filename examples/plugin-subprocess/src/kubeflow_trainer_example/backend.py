@@ -48,9 +48,10 @@ def _alive(pid: int) -> bool:
         return False
 
 
-class SubprocessBackend(Backend):
+class SubprocessBackend(Backend[SubprocessRequest]):
     """Runs ``train.py`` with the current interpreter, one child process per node, under a detached runner."""
 
+    request_model = SubprocessRequest
     status_poll_interval = 0.1
 
     def __init__(self, config: SubprocessBackendConfig) -> None:
@@ -81,12 +82,11 @@ class SubprocessBackend(Backend):
             nodes=nodes,
         )
 
-    def submit(self, plan: JobPlan) -> None:
-        request = self.render(plan)
+    def submit(self, request: SubprocessRequest) -> None:
         try:
             os.mkdir(request.job_dir)  # atomic: a taken name fails here, before anything runs
         except FileExistsError:
-            raise AlreadyExistsError(plan.name, self.name) from None
+            raise AlreadyExistsError(request.name, self.name) from None
         for rel, content in request.files.items():
             with open(os.path.join(request.job_dir, rel), "w") as fh:
                 fh.write(content)

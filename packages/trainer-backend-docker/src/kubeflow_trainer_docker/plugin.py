@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from kubeflow_trainer import Backend, BackendSpec, hookimpl
 from kubeflow_trainer.containers import CAPABILITIES as CONTAINER_CAPABILITIES
@@ -11,7 +12,7 @@ from kubeflow_trainer_docker.config import DockerBackendConfig
 CAPABILITIES = CONTAINER_CAPABILITIES
 
 
-def _factory(config: DockerBackendConfig) -> Backend:
+def _factory(config: DockerBackendConfig) -> Backend[Any]:
     from kubeflow_trainer.containers import ContainerBackend
     from kubeflow_trainer_docker.engine import DockerEngine
 

@@ -83,7 +83,7 @@ def api_errors(what: str) -> Callable[[F], F]:
     return decorate
 
 
-class KubernetesBackend(Backend):
+class KubernetesBackend(Backend[Any]):  # request model: issue 13 (typed requests)
     """TrainJobs (``trainer.kubeflow.org/v1alpha1``) on a cluster with Kubeflow Trainer."""
 
     status_poll_interval = 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from kubeflow_trainer import Backend, BackendSpec, Capability, hookimpl
 from kubeflow_trainer_k8s.config import KubernetesBackendConfig
@@ -30,7 +31,7 @@ CAPABILITIES = frozenset(
 )
 
 
-def _factory(config: KubernetesBackendConfig) -> Backend:
+def _factory(config: KubernetesBackendConfig) -> Backend[Any]:
     from kubeflow_trainer_k8s.backend import KubernetesBackend
 
     return KubernetesBackend(config)

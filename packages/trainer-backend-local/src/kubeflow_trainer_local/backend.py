@@ -116,7 +116,7 @@ def _environment(spec: EnvSpec, cache_root: str) -> dict[str, Any]:
     }
 
 
-class LocalProcessBackend(Backend):
+class LocalProcessBackend(Backend[Any]):  # request model: issue 13 (typed requests)
     """Runs jobs as local processes. See the package README for the layout and the guarantees."""
 
     status_poll_interval = 0.1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import configparser
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -26,7 +27,7 @@ class PipSettings:
     cert: str | None = None
     sources: tuple[str, ...] = field(default=(), compare=False)
 
-    def with_job_indexes(self, urls: list[str] | None) -> PipSettings:
+    def with_job_indexes(self, urls: Sequence[str] | None) -> PipSettings:
         """The job's ``pip_index_urls`` replace the configured indexes (first = index, rest = extra)."""
         if not urls:
             return self

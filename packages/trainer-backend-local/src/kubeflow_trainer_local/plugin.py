@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from kubeflow_trainer import Backend, BackendSpec, Capability, hookimpl
 from kubeflow_trainer_local.config import LocalProcessBackendConfig
@@ -25,7 +26,7 @@ CAPABILITIES = frozenset(
 container and builtin trainers, runtime patches."""
 
 
-def _factory(config: LocalProcessBackendConfig) -> Backend:
+def _factory(config: LocalProcessBackendConfig) -> Backend[Any]:
     from kubeflow_trainer_local.backend import LocalProcessBackend
 
     return LocalProcessBackend(config)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import pluggy
 from pydantic import BaseModel, ConfigDict
@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict
 from kubeflow_trainer.capabilities import Capability
 
 if TYPE_CHECKING:
-    from kubeflow_trainer.plan import JobPlan
+    from kubeflow_trainer.plan import JobPlan, PlanDraft
     from kubeflow_trainer.types import Event, Runtime, TrainJob
 
 PROJECT = "kubeflow_trainer"
@@ -68,7 +68,7 @@ class BackendSpec:
 
     name: str
     config_class: type[BackendConfig]
-    factory: Callable[[Any], Backend]
+    factory: Callable[[Any], Backend[Any]]
     capabilities: frozenset[Capability] = frozenset()
     description: str = ""
     distribution: str = ""
@@ -87,32 +87,55 @@ class BackendHooks:
         """
 
     @hookspec
-    def trainer_adjust_job_plan(self, plan: JobPlan) -> None:
-        """Adjust a validated job plan in place before the backend renders it (all backends, dry runs too).
+    def trainer_adjust_job_plan(self, plan: PlanDraft) -> None:
+        """Adjust the draft of a validated job plan in place, before it is frozen and rendered (all backends,
+        dry runs too).
 
         Use it for cross-cutting policy: add labels, environment variables or volumes, set defaults.
-        ``plan.backend`` names the selected backend. Changes are not re-validated against capabilities,
-        so do not add a requirement the backend lacks.
+        ``plan.backend`` names the selected backend. The capability check runs after this hook, so a
+        requirement added here is refused like one the user asked for.
         """
 
 
-class Backend(abc.ABC):
-    """Base class of execution backends.
+RequestT = TypeVar("RequestT", bound=BaseModel)
+"""A backend's native request type (a pydantic model)."""
 
-    Implementations translate a :class:`~kubeflow_trainer.plan.JobPlan` into their native request in
-    :meth:`render` and keep every other method consistent with the contract checked by the conformance kit
-    (``kubeflow_trainer.testing``):
 
-    - raise :class:`~kubeflow_trainer.errors.JobNotFoundError` for unknown jobs,
-      :class:`~kubeflow_trainer.errors.AlreadyExistsError` for a duplicate name (before creating anything),
-      :class:`~kubeflow_trainer.errors.BackendUnavailableError` when the engine/API cannot be reached;
-    - report job and step status with the names in :mod:`kubeflow_trainer.types` (Created, Running,
-      Complete, Failed); steps are ``node-<rank>`` (and ``dataset-initializer`` / ``model-initializer``);
-    - ``get_job_logs(follow=True)`` yields each line as it is written and stops when the step ends;
-    - leave nothing behind after ``delete_job`` or after a failed ``submit``.
+class Backend(abc.ABC, Generic[RequestT]):
+    """Base class of execution backends, generic over their native request model.
+
+    The life of a job, and what each method receives, returns and raises (the conformance kit,
+    ``kubeflow_trainer.testing``, checks every point):
+
+    1. The client validates the user's request into a frozen :class:`~kubeflow_trainer.plan.JobPlan` and
+       refuses it with ``UnsupportedFeatureError`` if it needs a :class:`Capability` the backend does not
+       declare. The backend never sees a request it cannot run, nor the user's raw objects.
+    2. :meth:`render` turns the plan into the backend's native request: an instance of
+       :attr:`request_model`, built without side effects (no engine or API call that changes anything).
+       ``client.dry_run(...)`` returns exactly this object as ``DryRun.request``. Secrets travel in
+       ``pydantic.SecretStr`` fields, so the request prints and serialises them redacted.
+    3. :meth:`submit` executes exactly that request: it creates what the request describes, nothing
+       rendered again. It raises :class:`~kubeflow_trainer.errors.AlreadyExistsError` before creating
+       anything when the name is taken, and removes whatever it created when it fails halfway.
+    4. :meth:`list_jobs` / :meth:`get_job` report the job with statuses from
+       :class:`~kubeflow_trainer.types.JobStatus` (``CREATED``, ``RUNNING``, ``COMPLETE``, ``FAILED``) for the
+       job and each step; steps are ``node-<rank>`` (and ``dataset-initializer`` / ``model-initializer``).
+       Unknown jobs raise :class:`~kubeflow_trainer.errors.JobNotFoundError`.
+    5. :meth:`get_job_logs` yields lines; with ``follow=True`` each line as it is written, until the step ends.
+       An unknown step raises :class:`~kubeflow_trainer.errors.StepNotFoundError`.
+    6. :meth:`delete_job` stops every process/container/pod and removes everything the backend created.
+
+    Every method raises :class:`~kubeflow_trainer.errors.BackendUnavailableError` when the engine or API
+    cannot be reached.
+
+    Backends written before typed requests leave :attr:`request_model` as None; their :meth:`submit` then
+    receives the plan and renders it itself. That path is deprecated: declare a request model.
     """
 
     name: str = ""
+    request_model: ClassVar[type[BaseModel] | None] = None
+    """The pydantic model :meth:`render` returns and :meth:`submit` executes."""
+
     status_poll_interval: ClassVar[float] = 1.0
     """How often ``wait_for_job_status`` may call :meth:`get_job` at most (seconds)."""
 
@@ -142,15 +165,14 @@ class Backend(abc.ABC):
 
     # Jobs ---------------------------------------------------------------------------------------------
     @abc.abstractmethod
-    def render(self, plan: JobPlan) -> Any:
-        """The native request for ``plan`` (TrainJob object, container create arguments, argv/env...).
-
-        Must have no side effects: it is what a dry run returns.
-        """
+    def render(self, plan: JobPlan) -> RequestT:
+        """The native request for ``plan``, an instance of :attr:`request_model`. No side effects: it is what a
+        dry run returns and what :meth:`submit` then executes."""
 
     @abc.abstractmethod
-    def submit(self, plan: JobPlan) -> None:
-        """Create the job. Raise AlreadyExistsError before creating anything if the name is taken."""
+    def submit(self, request: RequestT) -> None:
+        """Create the job ``request`` describes, exactly as rendered. Raise AlreadyExistsError before creating
+        anything if the name is taken; leave nothing behind when failing halfway."""
 
     @abc.abstractmethod
     def list_jobs(self, runtime: Runtime | None = None) -> list[TrainJob]:
@@ -172,13 +194,14 @@ class Backend(abc.ABC):
     def delete_job(self, name: str) -> None:
         """Stop every process/container/pod of the job and remove what the backend created for it."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook, empty by default
+    def close(self) -> None:
         """Release client resources (connections). The client calls it on ``close()``."""
 
 
 @dataclass
 class DryRun:
-    """What :meth:`TrainerClient.dry_run` returns: the validated plan and the backend's native request."""
+    """What :meth:`TrainerClient.dry_run` returns: the validated plan and the backend's native request
+    (the same object ``train`` would submit: an instance of the backend's ``request_model``)."""
 
     backend: str
     plan: JobPlan

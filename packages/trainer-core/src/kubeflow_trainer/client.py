@@ -9,13 +9,14 @@ from typing import Any, Protocol, runtime_checkable
 
 from kubeflow_trainer.backend import Backend, BackendConfig, BackendSpec, DryRun
 from kubeflow_trainer.errors import (
+    BackendError,
     BackendNotFoundError,
     InvalidRequestError,
     JobFailedError,
     JobTimeoutError,
     UnsupportedFeatureError,
 )
-from kubeflow_trainer.plan import JobPlan, build_plan
+from kubeflow_trainer.plan import JobPlan, build_draft
 from kubeflow_trainer.registry import BackendRegistry, default_registry
 from kubeflow_trainer.types import (
     COMPLETE,
@@ -40,7 +41,7 @@ class SelectsBackend(Protocol):
     """A config that no single backend registers but that picks one itself (``ContainerBackendConfig``:
     Docker or Podman, whichever answers)."""
 
-    def select_backend(self, registry: BackendRegistry, prefer: str | None = None) -> tuple[BackendSpec, Backend]:
+    def select_backend(self, registry: BackendRegistry, prefer: str | None = None) -> tuple[BackendSpec, Backend[Any]]:
         """The chosen backend's spec and the created backend."""
 
 
@@ -94,7 +95,7 @@ class TrainerClient:
 
     # Introspection -----------------------------------------------------------------------------------
     @property
-    def backend(self) -> Backend:
+    def backend(self) -> Backend[Any]:
         """The backend instance (upstream-compatible attribute)."""
         return self._backend
 
@@ -158,13 +159,15 @@ class TrainerClient:
             runtime_obj = runtime.model_copy(deep=True)
         else:
             raise InvalidRequestError(f"runtime must be a name or a Runtime; got {type(runtime).__name__}")
-        plan = build_plan(
+        draft = build_draft(
             backend=self._spec.name,
             runtime=runtime_obj,
             trainer=trainer,
             initializer=initializer,
             options=options,
         )
+        self._registry.plugin_manager.hook.trainer_adjust_job_plan(plan=draft)
+        plan = draft.freeze()
         missing = sorted(str(c) for c in plan.required_capabilities() - set(self._spec.capabilities))
         if missing:
             others = [
@@ -179,8 +182,18 @@ class TrainerClient:
                 backend=self._spec.name,
                 missing=tuple(missing),
             )
-        self._registry.plugin_manager.hook.trainer_adjust_job_plan(plan=plan)
         return plan
+
+    def _render(self, plan: JobPlan) -> Any:
+        """The backend's request for ``plan``, checked against the model the backend declares."""
+        request = self._backend.render(plan)
+        model = self._backend.request_model
+        if model is not None and not isinstance(request, model):
+            raise BackendError(
+                f"backend '{self._spec.name}' rendered a {type(request).__name__}, not its declared request "
+                f"model {model.__name__}: a bug in the backend ({self._spec.distribution or 'unknown distribution'})"
+            )
+        return request
 
     def train(
         self,
@@ -195,7 +208,10 @@ class TrainerClient:
         InvalidRequestError (or UnsupportedFeatureError) before anything is created.
         """
         plan = self._plan(runtime, initializer, trainer, options)
-        self._backend.submit(plan)
+        if self._backend.request_model is None:  # a backend from before typed requests renders in submit
+            self._backend.submit(plan)
+        else:
+            self._backend.submit(self._render(plan))  # exactly what dry_run would show
         return plan.name
 
     def dry_run(
@@ -207,7 +223,7 @@ class TrainerClient:
     ) -> DryRun:
         """Validate a request like ``train`` and return the backend-native request, creating nothing."""
         plan = self._plan(runtime, initializer, trainer, options)
-        return DryRun(backend=self._spec.name, plan=plan, request=self._backend.render(plan))
+        return DryRun(backend=self._spec.name, plan=plan, request=self._render(plan))
 
     def list_jobs(self, runtime: Runtime | None = None) -> list[TrainJob]:
         """All jobs on the backend (of ``runtime`` only, when given)."""

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from kubeflow_trainer import shipping
 from kubeflow_trainer.capabilities import Capability
@@ -27,6 +29,11 @@ from kubeflow_trainer.types import (
     Runtime,
 )
 
+if TYPE_CHECKING:
+    from kubeflow_trainer.initializers import InitializerStep
+    from kubeflow_trainer.options import JobOption
+
+OptionT = TypeVar("OptionT", bound="JobOption")
 TrainerKind = Literal["custom", "container", "builtin", "runtime"]
 StepKind = Literal["trainer", "dataset-initializer", "model-initializer"]
 
@@ -53,13 +60,8 @@ class StepPlan:
     rank: int | None = None
 
 
-@dataclass
-class JobPlan:
-    """A validated, backend-neutral description of one job.
-
-    Backends read it and must not need the user's original objects, except ``trainer``/``initializer``
-    for details they render themselves (e.g. initializer settings).
-    """
+class _PlanFields:
+    """What :class:`PlanDraft` and :class:`JobPlan` share: the derived views and the capability check."""
 
     name: str
     backend: str
@@ -70,23 +72,13 @@ class JobPlan:
     procs_per_node: int
     resources: Resources
     image: str | None
-    env: dict[str, str] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
-    files: dict[str, str] = field(default_factory=dict)
-    """Files to place in the job's workspace (relative path -> content), e.g. ``train.py``."""
-    script: str | None = None
-    """Workspace-relative path of the Python entry script (CustomTrainer), run by torchrun on every node."""
-    packages_to_install: list[str] = field(default_factory=list)
-    pip_index_urls: list[str] | None = None
-    initializer: Initializer | None = None
-    container_command: list[str] | None = None
-    container_args: list[str] | None = None
-    active_deadline_seconds: int | None = None
-    runtime_patches: list[dict[str, Any]] = field(default_factory=list)
-    steps: list[StepPlan] = field(default_factory=list)
-    options: list[Any] = field(default_factory=list)
-    name_given: bool = False
+    trainer_image: str | None
+    env: Mapping[str, str]
+    script: str | None
+    packages_to_install: Sequence[str]
+    initializer: Initializer | None
+    steps: Sequence[StepPlan]
+    options: Sequence[Any]
 
     # ------------------------------------------------------------------------------------------------
     @property
@@ -160,7 +152,7 @@ class JobPlan:
             need.add(Capability.CONTAINER_TRAINER)
         if self.trainer_kind == "builtin":
             need.add(Capability.BUILTIN_TRAINER)
-        if isinstance(self.trainer, CustomTrainer) and self.trainer.image:
+        if self.trainer_image and self.trainer_kind == "custom":  # a container trainer's image is its point
             need.add(Capability.IMAGE)
         if self.packages_to_install:
             need.add(Capability.PACKAGES)
@@ -173,7 +165,7 @@ class JobPlan:
         return need
 
     @property
-    def callable_options(self) -> list[Any]:
+    def callable_options(self) -> list[Callable[..., Any]]:
         """Options given as plain callables ``option(job_spec, trainer, backend)`` (upstream's protocol),
         in the order given; the backend applies them to its native request."""
         from kubeflow_trainer.options import JobOption
@@ -186,6 +178,126 @@ class JobPlan:
             raise InvalidRequestError(f"the {option} option only applies to CustomTrainerContainer trainers")
 
 
+@dataclass
+class PlanDraft(_PlanFields):
+    """The plan while it is being built: options (:meth:`JobOption.apply`) and the
+    ``trainer_adjust_job_plan`` hook edit it in place; :meth:`freeze` makes the :class:`JobPlan`."""
+
+    name: str
+    backend: str
+    runtime: Runtime
+    trainer: CustomTrainer | CustomTrainerContainer | BuiltinTrainer | None
+    trainer_kind: TrainerKind
+    num_nodes: int
+    procs_per_node: int
+    resources: Resources
+    image: str | None
+    trainer_image: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    script: str | None = None
+    packages_to_install: list[str] = field(default_factory=list)
+    pip_index_urls: list[str] | None = None
+    initializer: Initializer | None = None
+    container_command: list[str] | None = None
+    container_args: list[str] | None = None
+    active_deadline_seconds: int | None = None
+    runtime_patches: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[StepPlan] = field(default_factory=list)
+    options: list[Any] = field(default_factory=list)
+    name_given: bool = False
+
+    def freeze(self) -> JobPlan:
+        """The frozen plan backends receive (copies: later edits of the draft do not reach it)."""
+        return JobPlan(
+            name=self.name,
+            backend=self.backend,
+            runtime=self.runtime,
+            trainer=self.trainer,
+            trainer_kind=self.trainer_kind,
+            num_nodes=self.num_nodes,
+            procs_per_node=self.procs_per_node,
+            resources=self.resources,
+            image=self.image,
+            trainer_image=self.trainer_image,
+            env=dict(self.env),
+            labels=dict(self.labels),
+            annotations=dict(self.annotations),
+            files=dict(self.files),
+            script=self.script,
+            packages_to_install=tuple(self.packages_to_install),
+            pip_index_urls=tuple(self.pip_index_urls) if self.pip_index_urls is not None else None,
+            initializer=self.initializer,
+            container_command=tuple(self.container_command) if self.container_command is not None else None,
+            container_args=tuple(self.container_args) if self.container_args is not None else None,
+            active_deadline_seconds=self.active_deadline_seconds,
+            runtime_patches=tuple(self.runtime_patches),
+            steps=tuple(self.steps),
+            options=tuple(self.options),
+            name_given=self.name_given,
+        )
+
+
+@dataclass(frozen=True)
+class JobPlan(_PlanFields):
+    """A validated, fully resolved, backend-neutral description of one job. Frozen: backends read it, never
+    change it, and never need the user's original objects (``trainer`` is kept only to hand it to callable
+    options, upstream's ``option(job_spec, trainer, backend)`` protocol).
+
+    Mapping fields are typed read-only; a backend that needs a changed copy makes one (``dict(plan.env)``).
+    """
+
+    name: str
+    backend: str
+    runtime: Runtime
+    trainer: CustomTrainer | CustomTrainerContainer | BuiltinTrainer | None
+    trainer_kind: TrainerKind
+    num_nodes: int
+    procs_per_node: int
+    resources: Resources
+    image: str | None
+    """The image the job asks for: the trainer's, else the runtime's (None when neither names one)."""
+    trainer_image: str | None = None
+    """The image the trainer itself names (wins over a backend's configured default; the runtime's loses)."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    files: Mapping[str, str] = field(default_factory=dict)
+    """Files to place in the job's workspace (relative path -> content), e.g. ``train.py``."""
+    script: str | None = None
+    """Workspace-relative path of the Python entry script (CustomTrainer), run by torchrun on every node."""
+    packages_to_install: tuple[str, ...] = ()
+    pip_index_urls: tuple[str, ...] | None = None
+    initializer: Initializer | None = None
+    """The user's initializer, for the Kubernetes data cache only; everything else reads
+    :attr:`initializer_steps`."""
+    container_command: tuple[str, ...] | None = None
+    container_args: tuple[str, ...] | None = None
+    active_deadline_seconds: int | None = None
+    runtime_patches: tuple[dict[str, Any], ...] = ()
+    steps: tuple[StepPlan, ...] = ()
+    options: tuple[Any, ...] = ()
+    name_given: bool = False
+    """True when the user named the job (``Name``); otherwise the name is random."""
+
+    @cached_property
+    def initializer_steps(self) -> tuple[InitializerStep, ...]:
+        """The dataset/model initializer steps, resolved once: source, secrets (never printed), requirements,
+        cache key. Raises InvalidRequestError for an initializer only Kubernetes can run (the data cache)."""
+        from kubeflow_trainer.initializers import plan_initializers
+
+        return tuple(plan_initializers(self.initializer))
+
+    def option(self, kind: type[OptionT]) -> OptionT | None:
+        """The option of type ``kind`` given with the job, or None (each option type is given at most once)."""
+        for option in self.options:
+            if isinstance(option, kind):
+                return option
+        return None
+
+
 def build_plan(
     *,
     backend: str,
@@ -194,7 +306,34 @@ def build_plan(
     initializer: Initializer | None,
     options: list[Any] | None,
 ) -> JobPlan:
-    """Validate a request and build its plan. Raises InvalidRequestError naming what is wrong."""
+    """Validate a request and build its frozen plan. Raises InvalidRequestError naming what is wrong."""
+    return build_draft(
+        backend=backend, runtime=runtime, trainer=trainer, initializer=initializer, options=options
+    ).freeze()
+
+
+def _option_names() -> str:
+    from kubeflow_trainer.options import JobOption
+
+    found: list[str] = []
+    todo = list(JobOption.__subclasses__())
+    while todo:
+        cls = todo.pop(0)
+        todo.extend(cls.__subclasses__())
+        if not cls.__name__.startswith("_") and "apply" in cls.__dict__:
+            found.append(cls.__name__)
+    return ", ".join(sorted(set(found)))
+
+
+def build_draft(
+    *,
+    backend: str,
+    runtime: Runtime,
+    trainer: CustomTrainer | CustomTrainerContainer | BuiltinTrainer | None,
+    initializer: Initializer | None,
+    options: list[Any] | None,
+) -> PlanDraft:
+    """Validate a request and build the editable draft of its plan (options applied)."""
     from kubeflow_trainer.options import JobOption
 
     if trainer is not None and not isinstance(trainer, (CustomTrainer, CustomTrainerContainer, BuiltinTrainer)):
@@ -209,8 +348,7 @@ def build_plan(
         if not isinstance(option, JobOption) and (isinstance(option, type) or not callable(option)):
             raise InvalidRequestError(
                 f"unknown option {option!r}: options are objects from kubeflow_trainer.options "
-                "(Name, Labels, Annotations, TrainerCommand, TrainerArgs, ActiveDeadlineSeconds, RuntimePatch) "
-                "or callables option(job_spec, trainer, backend) (an instance, not a class)"
+                f"({_option_names()}) or callables option(job_spec, trainer, backend) (an instance, not a class)"
             )
     kinds = [type(o).__name__ for o in options or () if isinstance(o, JobOption)]
     dupes = sorted({k for k in kinds if kinds.count(k) > 1})
@@ -256,12 +394,10 @@ def build_plan(
     if num_nodes < 1:
         raise InvalidRequestError(f"num_nodes must be at least 1; got {num_nodes}")
 
-    image = None
-    if isinstance(trainer, (CustomTrainer, CustomTrainerContainer)):
-        image = trainer.image
-    image = image or runtime.trainer.image or None
+    trainer_image = trainer.image if isinstance(trainer, (CustomTrainer, CustomTrainerContainer)) else None
+    image = trainer_image or runtime.trainer.image or None
 
-    plan = JobPlan(
+    plan = PlanDraft(
         name=random_job_name(),
         backend=backend,
         runtime=runtime,
@@ -271,6 +407,7 @@ def build_plan(
         procs_per_node=resources.processes_per_node(),
         resources=resources,
         image=image,
+        trainer_image=trainer_image or None,
         initializer=initializer,
         options=list(options or ()),
     )

@@ -249,7 +249,7 @@ class BackendRegistry:
         matches.sort(key=lambda s: len(s.config_class.__mro__), reverse=True)
         return matches[0]
 
-    def create(self, spec: BackendSpec, config: BackendConfig) -> Backend:
+    def create(self, spec: BackendSpec, config: BackendConfig) -> Backend[Any]:
         """Build the backend instance for ``spec`` with ``config``."""
         backend = spec.factory(config)
         if not isinstance(backend, Backend):

@@ -70,7 +70,7 @@ def _status(info: ContainerInfo) -> str:
     return "Failed" if info.state == "removing" else "Created"
 
 
-class ContainerBackend(Backend):
+class ContainerBackend(Backend[Any]):  # request model: issue 13 (typed requests)
     """Runs each node of a job in its own container on one engine."""
 
     status_poll_interval = 0.25

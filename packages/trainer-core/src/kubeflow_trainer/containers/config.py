@@ -180,7 +180,7 @@ class ContainerBackendConfig(BackendConfig):
         parse_quantity(value, "shm_size")
         return value
 
-    def select_backend(self, registry: BackendRegistry, prefer: str | None = None) -> tuple[BackendSpec, Backend]:
+    def select_backend(self, registry: BackendRegistry, prefer: str | None = None) -> tuple[BackendSpec, Backend[Any]]:
         """The engine backend this config runs on, created and pinged (upstream's auto-detection).
 
         ``container_runtime`` (or ``prefer``, the client's ``backend=``) names it; otherwise Docker, then

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from kubeflow_trainer.capabilities import Capability
 
 if TYPE_CHECKING:
-    from kubeflow_trainer.plan import JobPlan
+    from kubeflow_trainer.plan import PlanDraft
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
@@ -63,7 +63,7 @@ class JobOption(BaseModel):
             kwargs[field_name] = value
         super().__init__(**kwargs)
 
-    def apply(self, plan: JobPlan) -> None:  # pragma: no cover - abstract
+    def apply(self, plan: PlanDraft) -> None:  # pragma: no cover - abstract
         """Edit the job plan."""
         raise NotImplementedError
 
@@ -78,7 +78,7 @@ class Name(JobOption):
     def _name(cls, value: str) -> str:
         return validate_job_name(value)
 
-    def apply(self, plan: JobPlan) -> None:
+    def apply(self, plan: PlanDraft) -> None:
         plan.name = self.name
 
 
@@ -97,7 +97,7 @@ class Labels(JobOption):
                 raise ValueError(f"label {key!r}: value {val!r} must be at most 63 characters of [A-Za-z0-9_.-]")
         return value
 
-    def apply(self, plan: JobPlan) -> None:
+    def apply(self, plan: PlanDraft) -> None:
         plan.labels.update(self.labels)
 
 
@@ -116,7 +116,7 @@ class Annotations(JobOption):
                 raise ValueError(f"annotation {key!r}: value must be a string")
         return value
 
-    def apply(self, plan: JobPlan) -> None:
+    def apply(self, plan: PlanDraft) -> None:
         plan.annotations.update(self.annotations)
 
 
@@ -125,7 +125,7 @@ class TrainerCommand(JobOption):
 
     command: list[str] = Field(min_length=1)
 
-    def apply(self, plan: JobPlan) -> None:
+    def apply(self, plan: PlanDraft) -> None:
         plan.require_container_trainer("TrainerCommand")
         plan.container_command = list(self.command)
 
@@ -135,7 +135,7 @@ class TrainerArgs(JobOption):
 
     args: list[str]
 
-    def apply(self, plan: JobPlan) -> None:
+    def apply(self, plan: PlanDraft) -> None:
         plan.require_container_trainer("TrainerArgs")
         plan.container_args = list(self.args)
 
@@ -146,7 +146,7 @@ class ActiveDeadlineSeconds(JobOption):
     seconds: int = Field(ge=1)
     requires: ClassVar[frozenset[Capability]] = frozenset({Capability.ACTIVE_DEADLINE})
 
-    def apply(self, plan: JobPlan) -> None:
+    def apply(self, plan: PlanDraft) -> None:
         plan.active_deadline_seconds = self.seconds
 
 
@@ -345,5 +345,5 @@ class RuntimePatch(JobOption):
         out["manager"] = self.manager
         return out
 
-    def apply(self, plan: JobPlan) -> None:
+    def apply(self, plan: PlanDraft) -> None:
         plan.runtime_patches.append(self.to_dict())
