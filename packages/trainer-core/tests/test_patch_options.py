@@ -197,3 +197,26 @@ def test_callable_options_are_refused_where_the_backend_lacks_them(tmp_path, mon
     with pytest.raises(UnsupportedFeatureError, match="callable-options") as info:
         client.dry_run(trainer=CustomTrainer(func=train), options=[lambda job_spec, trainer, backend: None])
     assert info.value.missing == ("callable-options",)
+
+
+def test_option_signatures_are_upstreams_dataclass_signatures():
+    """``inspect.signature`` shows the fields (not ``*args``), as upstream's dataclass options do; our extra
+    ``RuntimePatch`` fields come after upstream's, keyword-only."""
+    import dataclasses
+    import inspect
+
+    from kubeflow_trainer.options import ActiveDeadlineSeconds, Labels, TrainerArgs
+
+    args = inspect.signature(TrainerArgs).parameters
+    assert [(p.name, p.kind) for p in args.values()] == [("args", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    assert list(inspect.signature(ContainerPatch).parameters) == ["name", "env", "volume_mounts", "security_context"]
+    assert inspect.signature(ActiveDeadlineSeconds).parameters["seconds"].default is inspect.Parameter.empty
+    patch = inspect.signature(RuntimePatch).parameters
+    assert list(patch) == ["training_runtime_spec", "manager", "patch"]
+    assert patch["training_runtime_spec"].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    assert {patch["manager"].kind, patch["patch"].kind} == {inspect.Parameter.KEYWORD_ONLY}
+    with pytest.raises(TypeError, match="at most 1 positional"):
+        RuntimePatch(None, "example.com/m")
+    with pytest.raises(TypeError, match="multiple values"):
+        Name("a", name="b")
+    assert dataclasses.asdict(Labels({"a": "b"})) == {"labels": {"a": "b"}}

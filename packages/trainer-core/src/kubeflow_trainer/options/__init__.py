@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from kubeflow_trainer.capabilities import Capability
+from kubeflow_trainer.dataclass_compat import DataclassCompat
 
 if TYPE_CHECKING:
     from kubeflow_trainer.plan import PlanDraft
@@ -46,22 +47,15 @@ def validate_label_key(key: str) -> str:
     return key
 
 
-class JobOption(BaseModel):
-    """Base class of options. Subclasses implement :meth:`apply`."""
+class JobOption(DataclassCompat):
+    """Base class of options. Subclasses implement :meth:`apply`.
+
+    Fields are accepted positionally too, as upstream's dataclass options take them (``Name("my-job")``),
+    and ``inspect.signature`` shows upstream's parameters (:mod:`kubeflow_trainer.dataclass_compat`).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     requires: ClassVar[frozenset[Capability]] = frozenset()
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        """Accept fields positionally too, as upstream's dataclass options do (``Name("my-job")``)."""
-        fields = list(type(self).model_fields)
-        if len(args) > len(fields):
-            raise TypeError(f"{type(self).__name__} takes at most {len(fields)} positional argument(s)")
-        for field_name, value in zip(fields, args, strict=False):
-            if field_name in kwargs:
-                raise TypeError(f"{type(self).__name__} got {field_name!r} twice")
-            kwargs[field_name] = value
-        super().__init__(**kwargs)
 
     def apply(self, plan: PlanDraft) -> None:  # pragma: no cover - abstract
         """Edit the job plan."""
@@ -150,21 +144,11 @@ class ActiveDeadlineSeconds(JobOption):
         plan.active_deadline_seconds = self.seconds
 
 
-class _Patch(BaseModel):
+class _Patch(DataclassCompat):
     """Base of the runtime patch types: validated, frozen, fields by keyword or position (as upstream's
     dataclasses), rendered with camelCase keys and without unset (``None``) or empty values."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        fields = list(type(self).model_fields)
-        if len(args) > len(fields):
-            raise TypeError(f"{type(self).__name__} takes at most {len(fields)} positional argument(s)")
-        for field_name, value in zip(fields, args, strict=False):
-            if field_name in kwargs:
-                raise TypeError(f"{type(self).__name__} got {field_name!r} twice")
-            kwargs[field_name] = value
-        super().__init__(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         """The API shape of this patch, as upstream renders it: camelCase keys; ``None``, empty lists and
@@ -319,6 +303,9 @@ class RuntimePatch(JobOption):
     ``{"template": {"spec": {"replicatedJobs": [{"name": "node", ...}]}}}`` (fields the Trainer API does
     not know are refused when the TrainJob is rendered).
     """
+
+    __positional_fields__: ClassVar[tuple[str, ...] | None] = ("training_runtime_spec",)
+    """Upstream's one field; ``manager`` and ``patch`` (ours) are keyword-only."""
 
     training_runtime_spec: TrainingRuntimeSpecPatch | None = None
     manager: str = Field(default=SDK_MANAGER, min_length=1)
