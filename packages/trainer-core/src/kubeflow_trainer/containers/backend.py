@@ -37,7 +37,7 @@ from kubeflow_trainer.plan import JobPlan
 from kubeflow_trainer.rendezvous import DEFAULT_MASTER_PORT
 from kubeflow_trainer.resources import parse_quantity
 from kubeflow_trainer.trainjob_status import STATUS_FILE, STATUS_FILE_ENV, trainer_status_from_json
-from kubeflow_trainer.types import Event, Runtime, Step, TrainerStatus, TrainJob
+from kubeflow_trainer.types import Event, JobStatus, Runtime, Step, TrainerStatus, TrainJob
 
 WORKSPACE = "/workspace"
 LAUNCHER = ".kft/launch.py"
@@ -60,14 +60,14 @@ initializer wrote its ``.ok`` file into the shared workspace (``sh`` is the one 
 no client has to stay around for the job to go on."""
 
 
-def _status(info: ContainerInfo) -> str:
+def _status(info: ContainerInfo) -> JobStatus:
     if info.state in ("created",):
-        return "Created"
+        return JobStatus.CREATED
     if info.state in ("running", "restarting", "paused"):
-        return "Running"
+        return JobStatus.RUNNING
     if info.state in ("exited", "dead", "stopped"):
-        return "Complete" if info.exit_code == 0 else "Failed"
-    return "Failed" if info.state == "removing" else "Created"
+        return JobStatus.COMPLETE if info.exit_code == 0 else JobStatus.FAILED
+    return JobStatus.FAILED if info.state == "removing" else JobStatus.CREATED
 
 
 class ContainerBackend(Backend[Any]):  # request model: issue 13 (typed requests)
@@ -373,32 +373,32 @@ class ContainerBackend(Backend[Any]):  # request model: issue 13 (typed requests
                     pod_name=info.name,
                     device="gpu" if meta.get("gpus") else "cpu",
                     device_count=str(meta.get("procs_per_node", 1)),
-                    exit_code=info.exit_code if status in ("Complete", "Failed") else None,
+                    exit_code=info.exit_code if status in (JobStatus.COMPLETE, JobStatus.FAILED) else None,
                     message=message,
                 )
             )
         expected = int(meta.get("num_nodes", len(containers)))
         nodes = sum(1 for c in containers if self._is_node(c))
         job_message = None
-        if first_failure is None and "Failed" in statuses:
+        if first_failure is None and JobStatus.FAILED in statuses:
             # Only nodes that saw an initializer's .failed file have exited; the initializer's own exit is a
             # moment behind (Podman reports it later): the job is still Running until it does.
-            status = "Running"
-        elif "Failed" in statuses:
-            status = "Failed"
+            status = JobStatus.RUNNING
+        elif JobStatus.FAILED in statuses:
+            status = JobStatus.FAILED
             assert first_failure is not None
             job_message = f"{failed_step} exited with code {first_failure.exit_code}"
             if not self._is_node(first_failure):
                 job_message = f"{failed_step} failed: " + (steps[containers.index(first_failure)].message or "")
         elif nodes < expected:
-            status = "Failed"
+            status = JobStatus.FAILED
             job_message = f"{expected - nodes} node container(s) of the job were removed"
-        elif all(s == "Complete" for s in statuses):
-            status = "Complete"
-        elif "Running" in statuses:
-            status = "Running"
+        elif all(s == JobStatus.COMPLETE for s in statuses):
+            status = JobStatus.COMPLETE
+        elif JobStatus.RUNNING in statuses:
+            status = JobStatus.RUNNING
         else:
-            status = "Created"
+            status = JobStatus.CREATED
         created = meta.get("created")
         return TrainJob(
             name=name,

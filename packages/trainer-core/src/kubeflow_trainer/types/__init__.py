@@ -305,7 +305,8 @@ class Step(_Loose):
     """One step of a job: ``dataset-initializer``, ``model-initializer`` or ``node-<rank>``."""
 
     name: str
-    status: str | None = None
+    status: JobStatus | None = None
+    """A :class:`JobStatus` (compares equal to upstream's strings: ``step.status == "Running"`` works)."""
     pod_name: str = ""
     device: str = UNKNOWN
     device_count: str = UNKNOWN
@@ -337,7 +338,8 @@ class TrainJob(_Loose):
     steps: list[Step] = Field(default_factory=list)
     num_nodes: int = 1
     creation_timestamp: datetime
-    status: str = UNKNOWN
+    status: JobStatus = JobStatus.UNKNOWN
+    """A :class:`JobStatus` (compares equal to upstream's strings: ``job.status == "Complete"`` works)."""
     message: str | None = None
     backend: str = ""
     labels: dict[str, str] = Field(default_factory=dict)
