@@ -204,9 +204,11 @@ def typecheck(session: nox.Session) -> None:
         "-e",
         str(PODMAN),
         "-e",
+        str(K8S),
+        "-e",
         str(EXAMPLE),
     )
-    session.run("mypy", *(str(p / "src") for p in (CORE, LOCAL, DOCKER, PODMAN, EXAMPLE)))
+    session.run("mypy", *(str(p / "src") for p in (CORE, LOCAL, DOCKER, PODMAN, K8S, EXAMPLE)))
 
 
 @nox.session

@@ -36,7 +36,7 @@ from kubeflow_trainer import (
 from kubeflow_trainer.plan import JobPlan
 from kubeflow_trainer.runtimes import RuntimeParseError, runtime_from_object
 from kubeflow_trainer.trainjob_status import trainer_status_from_api
-from kubeflow_trainer.types import RuntimeKind, RuntimeTrainer, TrainerType
+from kubeflow_trainer.types import JobStatus, RuntimeKind, RuntimeTrainer, TrainerType
 from kubeflow_trainer_k8s.config import KubernetesBackendConfig
 from kubeflow_trainer_k8s.render import (
     API_VERSION,
@@ -97,21 +97,23 @@ class KubernetesBackend(Backend[Any]):  # request model: issue 13 (typed request
                 namespace = config.namespace or "default"
             elif config.config_file or config.context or not os.path.exists(SA_NAMESPACE):
                 cfg = k8s.Configuration()
-                k8s_config.load_kube_config(
+                k8s_config.load_kube_config(  # type: ignore[no-untyped-call]  # the client is untyped
                     config_file=config.config_file, context=config.context, client_configuration=cfg
                 )
                 api_client = k8s.ApiClient(cfg)
-                _, active = k8s_config.list_kube_config_contexts(config_file=config.config_file)
+                _, active = k8s_config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+                    config_file=config.config_file
+                )
                 ctx = active
                 if config.context:
                     ctx = next(
                         c
-                        for c in k8s_config.list_kube_config_contexts(config.config_file)[0]
+                        for c in k8s_config.list_kube_config_contexts(config.config_file)[0]  # type: ignore[no-untyped-call]
                         if c["name"] == config.context
                     )
                 namespace = config.namespace or ctx.get("context", {}).get("namespace") or "default"
             else:
-                k8s_config.load_incluster_config()
+                k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
                 api_client = k8s.ApiClient()
                 with open(SA_NAMESPACE) as fh:
                     namespace = config.namespace or fh.read().strip()
@@ -121,7 +123,7 @@ class KubernetesBackend(Backend[Any]):  # request model: issue 13 (typed request
                 "KubernetesBackendConfig(config_file=..., context=...)"
             ) from exc
         self.namespace = namespace
-        self.api_client = api_client
+        self.api_client: Any = api_client  # the client's ApiClient is untyped
         self.host = api_client.configuration.host
         self.custom = k8s.CustomObjectsApi(api_client)
         self.core = k8s.CoreV1Api(api_client)
@@ -257,7 +259,7 @@ class KubernetesBackend(Backend[Any]):  # request model: issue 13 (typed request
         rjob = labels.get(RJOB_LABEL, "")
         if rjob in ("node", "trainer-node", "launcher"):
             return f"node-{labels.get(INDEX_LABEL, '0')}"
-        return rjob or pod.metadata.name
+        return str(rjob or pod.metadata.name)
 
     def _job(self, obj: dict[str, Any], pods: list[Any], runtimes: dict[tuple[str, str], Runtime]) -> TrainJob:
         meta, spec, status = obj["metadata"], obj.get("spec", {}), obj.get("status") or {}
@@ -276,7 +278,7 @@ class KubernetesBackend(Backend[Any]):  # request model: issue 13 (typed request
             steps.append(
                 Step(
                     name=step,
-                    status=PHASE_TO_STATUS.get(pod.status.phase or "", "Created"),
+                    status=JobStatus(PHASE_TO_STATUS.get(pod.status.phase or "", "Created")),
                     pod_name=pod.metadata.name,
                     exit_code=terminated.exit_code if terminated else None,
                     message=(terminated.message or terminated.reason) if terminated and terminated.exit_code else None,
@@ -299,7 +301,7 @@ class KubernetesBackend(Backend[Any]):  # request model: issue 13 (typed request
             steps=steps,
             num_nodes=num_nodes,
             creation_timestamp=_parse_ts(meta.get("creationTimestamp")),
-            status=job_status,
+            status=JobStatus(job_status),
             message=message,
             backend=self.name,
             labels=meta.get("labels") or {},
@@ -435,7 +437,8 @@ class KubernetesBackend(Backend[Any]):  # request model: issue 13 (typed request
     def _stream(self, pod_name: str, container: str) -> Iterator[str]:
         """Follow a pod's log; stop once the pod has ended and the stream went quiet (a fake kubelet such as
         KWOK never closes it)."""
-        resp = self.core.read_namespaced_pod_log(
+        # with _preload_content=False the client returns the raw urllib3 response (its stubs say str)
+        resp: Any = self.core.read_namespaced_pod_log(
             pod_name, self.namespace, container=container, follow=True, _preload_content=False
         )
         lines: queue.Queue[str | None] = queue.Queue()
