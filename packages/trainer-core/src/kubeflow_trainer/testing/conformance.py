@@ -1,4 +1,7 @@
-"""The conformance kit: one pytest base class that checks the whole backend contract.
+"""The conformance kit: :class:`BackendConformance` checks the whole backend contract, real jobs included.
+
+Its engine-less half is :class:`~kubeflow_trainer.testing.contract.BackendContract` (seconds, no engine or
+cluster); this class inherits it and adds the checks that run jobs.
 
 Usage in a backend's test module::
 
@@ -24,9 +27,8 @@ silent.
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pytest
@@ -57,27 +59,24 @@ from kubeflow_trainer import (
     UnsupportedFeatureError,
     UrlDatasetInitializer,
     UrlModelInitializer,
-    available_backends,
 )
 from kubeflow_trainer.backend import BackendConfig
 from kubeflow_trainer.initializers import DATASET_DIR_ENV, MODEL_DIR_ENV
 from kubeflow_trainer.plan import random_job_name
 from kubeflow_trainer.testing import jobs
+from kubeflow_trainer.testing.contract import BackendContract
 
 
 def _job_name(prefix: str) -> str:
     return f"kft-{prefix}-{random_job_name()[:6]}"
 
 
-class BackendConformance:
-    """Subclass it, set :attr:`backend`, and optionally override the fixtures and class attributes."""
+class BackendConformance(BackendContract):
+    """The whole kit: the contract checks (:class:`BackendContract`, no engine needed) plus the checks that
+    run real jobs. Subclass it, set :attr:`backend`, and optionally override the fixtures and attributes."""
 
-    backend: ClassVar[str] = ""
-    """The backend name as registered."""
-    xfail: ClassVar[dict[str, str]] = {}
-    """Kit tests this backend is expected to fail, with the reason (run as strict xfail)."""
-    trainer_defaults: ClassVar[dict[str, Any]] = {}
-    """Fields merged into every CustomTrainer the kit builds (e.g. ``image``)."""
+    _kit_class: ClassVar[bool] = True
+
     torch_available: ClassVar[bool] = True
     """Whether jobs can ``import torch`` (then the multi-node check runs a gloo all-reduce)."""
     job_timeout: ClassVar[float] = 300
@@ -86,47 +85,7 @@ class BackendConformance:
     """Seconds after a streaming job printed its first line by which ``follow`` must have yielded it. The job
     pauses 6 s between its two lines, so a backend that buffers until the end yields both at once and fails."""
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        kit_tests = {n for n in dir(BackendConformance) if n.startswith("test_")}
-        overridden = sorted(n for n in kit_tests if n in cls.__dict__)
-        if overridden:
-            raise TypeError(
-                f"{cls.__name__} redefines conformance test(s) {overridden}. Declare them in "
-                "`xfail = {'test_name': 'reason'}` instead, so that the deviation is visible in every run."
-            )
-        for name, reason in cls.__dict__.get("xfail", {}).items():
-            if name not in kit_tests:
-                raise TypeError(f"{cls.__name__}.xfail names {name!r}, which is not a conformance test")
-            if not isinstance(reason, str) or not reason.strip():
-                raise TypeError(f"{cls.__name__}.xfail[{name!r}] needs a reason")
-            base = getattr(BackendConformance, name)
-
-            @functools.wraps(base)
-            def wrapper(self: Any, *args: Any, _base: Callable[..., Any] = base, **kw: Any) -> Any:
-                return _base(self, *args, **kw)
-
-            setattr(cls, name, pytest.mark.xfail(reason=f"declared by {cls.__name__}: {reason}", strict=True)(wrapper))
-
-    # Fixtures a subclass may override ------------------------------------------------------------------
-    @pytest.fixture
-    def backend_config(self) -> BackendConfig | None:
-        """The backend config to use; None means the backend's default config."""
-        return None
-
-    @pytest.fixture
-    def client(self, backend_config: BackendConfig | None) -> Iterator[TrainerClient]:
-        """A client on the backend under test."""
-        if not self.backend:
-            raise TypeError(f"{type(self).__name__} must set the class attribute `backend`")
-        client = (
-            TrainerClient(backend_config=backend_config)
-            if backend_config is not None
-            else TrainerClient(backend=self.backend)
-        )
-        yield client
-        client.close()
-
+    # Fixtures a subclass may override (and backend_config, client, runtime of BackendContract) -------------
     @pytest.fixture
     def cleanup(self, client: TrainerClient) -> Iterator[list[str]]:
         """Names appended here are deleted after the test, whatever happened."""
@@ -139,11 +98,6 @@ class BackendConformance:
                 pass
 
     # Helpers ---------------------------------------------------------------------------------------------
-    def trainer(self, func: Callable[..., Any], **fields: Any) -> CustomTrainer:
-        """A CustomTrainer for ``func`` with :attr:`trainer_defaults` applied."""
-        merged = {**self.trainer_defaults, **fields}
-        return CustomTrainer(func=func, **merged)
-
     def start(self, client: TrainerClient, cleanup: list[str], prefix: str, trainer: Any, **kw: Any) -> str:
         """Start a named job and register it for cleanup."""
         name = _job_name(prefix)
@@ -159,11 +113,6 @@ class BackendConformance:
         return list(client.get_job_logs(name, step=step))
 
     # The contract ----------------------------------------------------------------------------------------
-    def test_backend_is_discoverable(self, client: TrainerClient) -> None:
-        """The backend is listed by discovery and selected by name."""
-        assert self.backend in available_backends()
-        assert client.backend_name == self.backend
-
     def test_runtimes(self, client: TrainerClient) -> None:
         """torch-distributed is listed and gettable; an unknown runtime raises RuntimeNotFoundError."""
         runtimes = client.list_runtimes()
@@ -290,13 +239,6 @@ class BackendConformance:
         # Not a speed check: it catches waits that ignore the timeout (e.g. counting polls); a loaded machine
         # may add a slow status read after the deadline.
         assert 2 <= elapsed < 12, f"timeout=2 took {elapsed:.2f}s"
-
-    def test_wait_rejects_bad_arguments(self, client: TrainerClient) -> None:
-        """Bad wait arguments raise InvalidRequestError before polling."""
-        bad: list[dict[str, Any]] = [{"status": {"Done"}}, {"timeout": 0}, {"polling_interval": -1}, {"status": set()}]
-        for kwargs in bad:
-            with pytest.raises(InvalidRequestError):
-                client.wait_for_job_status("whatever", **kwargs)
 
     def test_multi_node_environment(self, client: TrainerClient, cleanup: list[str]) -> None:
         """Two nodes get distinct ranks of one world (and a gloo all-reduce agrees), or are refused."""
