@@ -17,6 +17,8 @@
 #                              [localhost/kubeflow-trainer-test/torch:cpu localhost/kubeflow-trainer-test/python:slim]
 #        KFT_K8S_NODE_BACKOFF_LIMIT [0]  backoffLimit set on the torch-distributed runtime's Job ("default":
 #                              leave upstream's, i.e. Kubernetes' 6 retries with back-off)
+#        KFT_K8S_NODE_RESTART_POLICY [Never]  restartPolicy of that runtime's node pods ("default": leave it
+#                              unset, which the JobSet webhook turns into OnFailure; see README "Findings")
 #        KFT_K8S_NODE_NAME [kft-node-0]  KFT_K8S_NODE_BRIDGE [kftbr0]  KFT_K8S_NODE_SUBNET [198.18.0]
 #        KFT_K8S_PORT_KUBELET [10350] _KUBELET_HEALTH [10348] _EPS_KCM [10358] _COREDNS_READY [18181]
 set -uo pipefail
@@ -217,13 +219,21 @@ if [ -n "$RUNTIME_IMAGE" ] && case " $IMPORTED " in *" $TORCH_IMAGE "*) true ;; 
   IMPORTED+=" $full"
 fi
 
-# A failed pod fails its Job at once on this tier: upstream's runtime leaves the Job's backoffLimit at the
-# Kubernetes default (6 retries with exponential back-off, ~5 min before the TrainJob is Failed).
+# Failures as a cluster admin who wants them reported sets them up (upstream's torch-distributed sets neither):
+# - backoffLimit 0: a failed pod fails its Job at once (Kubernetes' default 6 retries take ~5 min);
+# - restartPolicy Never: the failed pod and its log stay until the TrainJob is deleted. Unset, the JobSet webhook
+#   defaults it to OnFailure: the kubelet restarts the container in place, and the Job controller deletes the
+#   still-"Running" pod when the restarts exceed backoffLimit (pastBackoffLimitOnFailure), log included.
+# A TrainJob cannot set either (Trainer v2.3.0's runtimePatches have no backoffLimit or restartPolicy).
 BACKOFF=${KFT_K8S_NODE_BACKOFF_LIMIT:-0}
-if [ "$BACKOFF" != default ]; then
-  kctl patch clustertrainingruntime torch-distributed --type json \
-    -p "[{\"op\": \"add\", \"path\": \"/spec/template/spec/replicatedJobs/0/template/spec/backoffLimit\", \"value\": $BACKOFF}]" \
-    >/dev/null 2>"$NR/logs/patch-runtime.log" || fail "could not set backoffLimit on torch-distributed: $(tail -n1 "$NR/logs/patch-runtime.log")"
+RESTART=${KFT_K8S_NODE_RESTART_POLICY:-Never}
+PATCH=""
+POD_SPEC=/spec/template/spec/replicatedJobs/0/template/spec
+[ "$BACKOFF" != default ] && PATCH+="{\"op\": \"add\", \"path\": \"$POD_SPEC/backoffLimit\", \"value\": $BACKOFF},"
+[ "$RESTART" != default ] && PATCH+="{\"op\": \"add\", \"path\": \"$POD_SPEC/template/spec/restartPolicy\", \"value\": \"$RESTART\"},"
+if [ -n "$PATCH" ]; then
+  kctl patch clustertrainingruntime torch-distributed --type json -p "[${PATCH%,}]" \
+    >/dev/null 2>"$NR/logs/patch-runtime.log" || fail "could not set backoffLimit/restartPolicy on torch-distributed: $(tail -n1 "$NR/logs/patch-runtime.log")"
 fi
 
 # ------------------------------------------------------------------ CoreDNS on the bridge address

@@ -92,7 +92,7 @@ def test_bootstrap_runs_the_function_without_any_expansion(tmp_path):
     trainer = render_trainjob(p, "ns")["spec"]["trainer"]
     env = {e["name"]: e["value"].replace("$$", "$") for e in trainer["env"]}  # what Kubernetes hands the pod
     files = json.loads(base64.b64decode(env[FILES_ENV]))
-    assert set(files) == {"train.py", "launch.py"}
+    assert set(files) == {"train.py", "launch.py", "run_train.py"}
     out = subprocess.run(
         [sys.executable, "-c", BOOTSTRAP, sys.executable, "{dir}/train.py"],
         env={**os.environ, **env},
@@ -173,3 +173,40 @@ def test_raw_runtime_patch_fields_the_api_lacks_are_refused():
         InvalidRequestError, match=r"no field trainingRuntimeSpec\.template\.spec\.replicatedJobs\[0\]\.replicas"
     ):
         render_trainjob(p, "ns")
+
+
+def fails(token: str) -> None:
+    raise ValueError(f"user error {token}")
+
+
+def test_an_uncaught_exception_becomes_the_pods_termination_message(tmp_path):
+    """run_train.py (what torchrun starts in the pod) appends the user's exception to the termination message
+    file the kubelet mounts, and still fails with the traceback on stderr; no file is created where none is."""
+    p = plan(trainer=CustomTrainer(func=fails, func_args={"token": "t0k"}))
+    trainer = render_trainjob(p, "ns")["spec"]["trainer"]
+    assert trainer["command"][3:] == ["torchrun", "{dir}/run_train.py", "{dir}/train.py"]
+    env = {e["name"]: e["value"].replace("$$", "$") for e in trainer["env"]}
+    termination = tmp_path / "termination-log"
+    termination.write_text("")
+    run = [sys.executable, "-c", BOOTSTRAP, sys.executable, "{dir}/run_train.py", "{dir}/train.py"]
+    out = subprocess.run(
+        run,
+        env={**os.environ, **env, "KFT_TERMINATION_LOG": str(termination), "WORLD_SIZE": "2", "RANK": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 1
+    assert "ValueError: user error t0k" in out.stderr
+    assert termination.read_text() == "rank 1: ValueError: user error t0k\n"
+    missing = tmp_path / "absent"
+    out = subprocess.run(
+        run,
+        env={**os.environ, **env, "KFT_TERMINATION_LOG": str(missing)},
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 1 and not missing.exists()

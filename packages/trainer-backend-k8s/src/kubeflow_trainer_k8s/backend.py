@@ -59,6 +59,14 @@ INSTALL_HINT = (
     "Install Kubeflow Trainer on the cluster (kubectl apply --server-side -k "
     '"https://github.com/kubeflow/trainer.git/manifests/overlays/manager?ref=v2.3.0" and the runtimes overlay)'
 )
+FAILED_JOBS = "FailedJobs"
+"""The reason of a TrainJob's Failed condition when a Job of its JobSet failed."""
+PODS_GONE = (
+    "No failed pod is left to show the error: the runtime sets no restartPolicy, so its pods restart OnFailure "
+    "(JobSet's default) and the Job controller deletes a pod whose restarts exceed the Job's backoffLimit, log "
+    "included. To keep failed pods and their logs until delete_job, set restartPolicy: Never (and backoffLimit: 0 "
+    "for a prompt failure) in the runtime's spec.template.spec.replicatedJobs[].template.spec"
+)
 PHASE_TO_STATUS = {"Pending": "Created", "Running": "Running", "Succeeded": "Complete", "Failed": "Failed"}
 
 
@@ -281,13 +289,18 @@ class KubernetesBackend(Backend[Any]):  # request model: issue 13 (typed request
                     status=JobStatus(PHASE_TO_STATUS.get(pod.status.phase or "", "Created")),
                     pod_name=pod.metadata.name,
                     exit_code=terminated.exit_code if terminated else None,
-                    message=(terminated.message or terminated.reason) if terminated and terminated.exit_code else None,
+                    # the termination message (run_train.py writes the user's exception there), else the reason
+                    message=((terminated.message or "").strip() or terminated.reason)
+                    if terminated and terminated.exit_code
+                    else None,
                 )
             )
         job_status, message = "Created", None
         conditions = {c.get("type"): c for c in status.get("conditions", []) if c.get("status") == "True"}
         if "Failed" in conditions:
             job_status, message = "Failed", conditions["Failed"].get("message")
+            if conditions["Failed"].get("reason") == FAILED_JOBS and not any(s.status == "Failed" for s in steps):
+                message = f"{message}. {PODS_GONE}" if message else PODS_GONE
         elif "Complete" in conditions:
             job_status = "Complete"
         elif not conditions.get("Suspended"):

@@ -36,6 +36,8 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 SDK_LABEL = "trainer.kubeflow.org/created-by"
 FILES_ENV = "KFT_FILES_B64"
+RUN_TRAIN = "run_train.py"
+"""Shipped next to train.py: runs it and records its uncaught exception as the pod's termination message."""
 TORCH_TUNE_COMMAND = ("tune", "run")
 """The command of a torchtune TrainJob: the Trainer's torchtune plugin acts on TrainJobs with it."""
 TORCH_TUNE_INSTRUCT_DATASET = "torchtune.datasets.instruct_dataset"
@@ -238,6 +240,7 @@ def _trainer(plan: JobPlan) -> api.TrainerV1alpha1Trainer | None:
     if isinstance(plan.trainer, CustomTrainer):
         files = {"train.py": plan.files["train.py"]}
         files["launch.py"] = resources.files("kubeflow_trainer.containers").joinpath("launcher.py").read_text()
+        files[RUN_TRAIN] = resources.files("kubeflow_trainer_k8s").joinpath(RUN_TRAIN).read_text()
         env[FILES_ENV] = base64.b64encode(json.dumps(files).encode()).decode()
         if plan.packages_to_install:
             env["KFT_PACKAGES"] = json.dumps(plan.packages_to_install)
@@ -245,7 +248,9 @@ def _trainer(plan: JobPlan) -> api.TrainerV1alpha1Trainer | None:
             for i, url in enumerate(plan.pip_index_urls or []):
                 pip_args += ["--index-url" if i == 0 else "--extra-index-url", url]
             env["KFT_PIP_ARGS"] = json.dumps(pip_args)
-        runner = ["torchrun", "{dir}/train.py"] if plan.framework == "torch" else ["python3", "{dir}/train.py"]
+        # run_train.py runs train.py and records an uncaught exception in the pod's termination message.
+        script = [f"{{dir}}/{RUN_TRAIN}", "{dir}/train.py"]
+        runner = ["torchrun", *script] if plan.framework == "torch" else ["python3", *script]
         trainer.command = ["python3", "-c", BOOTSTRAP, *runner]
         if plan.procs_per_node > 1 or not plan.resources.empty:
             trainer.num_proc_per_node = plan.procs_per_node

@@ -3,7 +3,8 @@
 The jobs run in the torch test image (scripts/containers/build-test-image.sh), which node-up.sh imported into
 the node's containerd under the image of the ``torch-distributed`` runtime: the kit's jobs use the runtime's
 image unchanged, and the multi-node check runs a gloo all-reduce between two pods that rendezvous through
-the JobSet headless service name.
+the JobSet headless service name. node-up.sh sets ``restartPolicy: Never`` and ``backoffLimit: 0`` on that
+runtime (see scripts/k8s/README.md, "Findings"), so a failed node's pod and log stay until delete_job.
 """
 
 from __future__ import annotations
@@ -12,20 +13,12 @@ import pytest
 
 from kubeflow_trainer.testing import BackendConformance
 
-PODS_GONE_ON_FAILURE = (
-    "when a TrainJob fails, its pods are already deleted (JobSet v0.12 deletes the child Job it still counts as "
-    "active; a plain Job with backoffLimit 0 keeps its failed pod and log on this node), so get_job has no steps "
-    "and the failed node's log is gone: the kit's `node-0 Failed` and log checks cannot hold. The Failed status "
-    "itself arrives promptly (test_node_tier.py checks it)"
-)
-
 
 class TestKubernetesKubeletConformance(BackendConformance):
     backend = "kubernetes"
     torch_available = True
     job_timeout = 180
     xfail = {
-        "test_failure_raises_promptly": PODS_GONE_ON_FAILURE,
         "test_initializers_fill_the_workspace": (
             "the kit's initializers copy local paths, which the Trainer's initializer images cannot fetch "
             "(refused before submit); s3:// and hf:// on Kubernetes are not yet run for real on this tier"

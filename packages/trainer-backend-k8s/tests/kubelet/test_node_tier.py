@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kubeflow_trainer import COMPLETE, CustomTrainer, JobFailedError, Name, TrainerClient
+from kubeflow_trainer import COMPLETE, FAILED, CustomTrainer, JobFailedError, Name, TrainerClient
 
 EXAMPLES = Path(__file__).resolve().parents[4] / "examples"
 JOBSET_LABEL = "jobset.sigs.k8s.io/jobset-name"
@@ -70,6 +70,13 @@ def core(plane: dict[str, Any]) -> Any:
     from kubernetes import client, config
 
     return client.CoreV1Api(config.new_client_from_config(plane["kubeconfig"]))
+
+
+@pytest.fixture
+def custom(plane: dict[str, Any]) -> Any:
+    from kubernetes import client, config
+
+    return client.CustomObjectsApi(config.new_client_from_config(plane["kubeconfig"]))
 
 
 def start(client: Any, func: Any, **fields: Any) -> str:
@@ -141,14 +148,49 @@ def test_a_failing_node_fails_the_wait_promptly(client: Any) -> None:
     assert "failed" in str(error)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the failed pod is deleted with the JobSet's child Job when the TrainJob fails (JobSet v0.12), before "
-    "the client reads its log: the error names the failed Job but not the user's exception",
-)
 def test_the_failure_carries_the_users_error(client: Any) -> None:
+    """run_train.py puts the exception into the pod's termination message: the failed step's message."""
     token, _, error = failed_wait(client)
-    assert f"user error {token}" in str(error), str(error)
+    assert f"step node-1 failed exit code 1: rank 1: ValueError: user error {token}" in str(error), str(error)
+    assert error.job is not None
+    step = next(s for s in error.job.steps if s.name == "node-1")
+    assert step.status == FAILED and step.message == f"rank 1: ValueError: user error {token}", error.job.steps
+
+
+def test_pods_deleted_at_the_backoff_limit_are_explained(
+    client: Any, custom: Any, namespace: str, plane: dict[str, Any]
+) -> None:
+    """Upstream's runtimes set no restartPolicy: JobSet makes it OnFailure and the Job controller deletes the
+    failed pod at the backoff limit. The error then says so and how to keep failed pods (restartPolicy: Never)."""
+    runtime = custom.get_cluster_custom_object(
+        "trainer.kubeflow.org", "v1alpha1", "clustertrainingruntimes", "torch-distributed"
+    )
+    node_job = runtime["spec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]
+    assert node_job["template"]["spec"].pop("restartPolicy") == "Never"  # set by node-up.sh
+    name = "torch-on-failure"
+    custom.create_namespaced_custom_object(
+        "trainer.kubeflow.org",
+        "v1alpha1",
+        namespace,
+        "trainingruntimes",
+        {
+            "apiVersion": "trainer.kubeflow.org/v1alpha1",
+            "kind": "TrainingRuntime",
+            "metadata": {"name": name, "labels": runtime["metadata"]["labels"]},
+            "spec": runtime["spec"],
+        },
+    )
+    job = client.train(
+        runtime=client.get_runtime(name),
+        trainer=CustomTrainer(func=fail_on_rank_one, func_args={"token": "gone"}, num_nodes=2),
+        options=[Name(name=f"kft-gone-{uuid.uuid4().hex[:6]}")],
+    )
+    with pytest.raises(JobFailedError) as info:
+        client.wait_for_job_status(job, timeout=180, polling_interval=0.5)
+    assert "No failed pod is left to show the error" in str(info.value), str(info.value)
+    assert "restartPolicy: Never" in str(info.value)
+    assert info.value.job.steps == []
+    client.delete_job(job)
 
 
 def test_delete_removes_pods_services_and_secrets(client: Any, core: Any, namespace: str) -> None:
