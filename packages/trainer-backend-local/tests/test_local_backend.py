@@ -24,8 +24,8 @@ from kubeflow_trainer import (
     UnsupportedFeatureError,
 )
 from kubeflow_trainer_local import LocalProcessBackendConfig
-from kubeflow_trainer_local.backend import UID_ENV
 from kubeflow_trainer_local.envcache import EnvironmentCache, merge_requirements
+from kubeflow_trainer_local.request import UID_ENV, LocalJobRequest
 
 
 def job_processes(uid: str) -> list[psutil.Process]:
@@ -243,11 +243,12 @@ def test_user_code_is_never_shell_expanded(client):
 def test_dry_run_returns_the_supervisor_request(client):
     result = client.dry_run(trainer=CustomTrainer(func=jobs.allreduce, num_nodes=2), options=[Name("dry-one")])
     request = result.request
-    assert [n["step"] for n in request["nodes"]] == ["node-0", "node-1"]
-    argv = request["nodes"][1]["argv"]
+    assert isinstance(request, LocalJobRequest)
+    assert [n.step for n in request.nodes] == ["node-0", "node-1"]
+    argv = request.nodes[1].argv
     assert argv[0].endswith("/bin/torchrun") and "--nnodes=2" in argv and "--node-rank=1" in argv
-    assert request["nodes"][1]["env"]["PET_NODE_RANK"] == "1"
-    assert "torch" in request["environment"]["requirements"]
+    assert request.nodes[1].env["PET_NODE_RANK"] == "1"
+    assert "torch" in request.environment.spec.requirements
     assert not os.path.exists(os.path.join(client.backend.config.state_dir, "jobs", "dry-one"))
 
 

@@ -2,7 +2,9 @@
 virtualenv, supervised by a detached process, with its record on disk.
 
 :meth:`LocalProcessBackend.render` is the one place where a job plan becomes this backend's native
-request (the supervisor's input: environment spec, per-node argv/env/cpus, workspace).
+request, a :class:`~kubeflow_trainer_local.request.LocalJobRequest` (environments, initializer and node
+processes, workspace files); :meth:`LocalProcessBackend.submit` writes exactly that request and starts the
+supervisor, which runs it.
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
+
+from pydantic import SecretStr
 
 from kubeflow_trainer import (
     AlreadyExistsError,
     Backend,
+    BackendError,
     Event,
     InvalidRequestError,
     JobNotFoundError,
@@ -32,11 +37,11 @@ from kubeflow_trainer import (
     TrainJob,
     UnsupportedFeatureError,
 )
-from kubeflow_trainer.initializers import RUNNER_FILE, STATUS_DIR, node_env, plan_initializers, runner_source
+from kubeflow_trainer.initializers import RUNNER_FILE, node_env, runner_source
 from kubeflow_trainer.jobside import stand_in_files
 from kubeflow_trainer.plan import JobPlan
 from kubeflow_trainer.trainjob_status import STATUS_FILE, STATUS_FILE_ENV, trainer_status_from_json
-from kubeflow_trainer.types import TrainerStatus
+from kubeflow_trainer.types import JobStatus, TrainerStatus
 from kubeflow_trainer_local.config import LocalProcessBackendConfig
 from kubeflow_trainer_local.envcache import (
     CachedEnvironment,
@@ -47,17 +52,31 @@ from kubeflow_trainer_local.envcache import (
     resolve_installer,
     satisfied_by_base,
 )
-from kubeflow_trainer_local.pipconfig import PipSettings, read_pip_settings
-from kubeflow_trainer_local.store import TERMINAL, JobRecord, jobs_dir, now_iso, read_json, write_json_atomic
+from kubeflow_trainer_local.pipconfig import read_pip_settings
+from kubeflow_trainer_local.request import (
+    UID_ENV,
+    Environment,
+    InitializerProcess,
+    LocalJobRequest,
+    NodeProcess,
+    Rendezvous,
+)
+from kubeflow_trainer_local.store import (
+    TERMINAL,
+    JobRecord,
+    Reason,
+    jobs_dir,
+    now_iso,
+    read_json,
+    status_of,
+    write_json_atomic,
+)
 from kubeflow_trainer_local.supervisor import free_port, killpg, process_identity
 
-UID_ENV = "KUBEFLOW_TRAINER_JOB_UID"
-SECRET_PREFIX = "KFT_STEP_SECRET__"
-"""Initializer credentials travel to the supervisor in its environment (never on disk) as
-``KFT_STEP_SECRET__<step>__<NAME>``; the supervisor hands each step its own and keeps them from the nodes."""
 SUPERVISOR_FILE = "supervisor.json"
 ENVIRONMENT_STEP = "environment"
 """Extra log step: the installer output of the job's environment."""
+LOOPBACK = "127.0.0.1"
 
 
 def _alive(pid: int | None, create_time: float | None) -> bool:
@@ -79,7 +98,7 @@ def _step(name: str, state: dict[str, Any], processes: int) -> Step:
     """A step as ``get_job`` reports it, from its recorded state."""
     return Step(
         name=name,
-        status=state.get("status", "Created"),
+        status=status_of(state),
         pod_name=str(state.get("pid") or ""),
         device="cpu",
         device_count=str(processes),
@@ -88,37 +107,10 @@ def _step(name: str, state: dict[str, Any], processes: int) -> Step:
     )
 
 
-def secret_var(step: str, name: str) -> str:
-    """The supervisor's environment variable carrying initializer secret ``name`` of ``step``."""
-    return f"{SECRET_PREFIX}{step.replace('-', '_').upper()}__{name}"
-
-
-def _environment(spec: EnvSpec, cache_root: str) -> dict[str, Any]:
-    """An environment spec as the supervisor reads it (``supervisor.env_spec`` is the inverse)."""
-    pip: PipSettings = spec.pip
-    return {
-        "key": spec.key(),
-        "cache_dir": cache_root,
-        "python": spec.python,
-        "python_version": spec.python_version,
-        "requirements": list(spec.requirements),
-        "system_site_packages": spec.system_site_packages,
-        "installer": spec.installer,
-        "pip": {
-            "index_url": pip.index_url,
-            "extra_index_urls": list(pip.extra_index_urls),
-            "find_links": list(pip.find_links),
-            "constraints": list(pip.constraints),
-            "no_index": pip.no_index,
-            "cert": pip.cert,
-            "sources": list(pip.sources),
-        },
-    }
-
-
-class LocalProcessBackend(Backend[Any]):  # request model: issue 13 (typed requests)
+class LocalProcessBackend(Backend[LocalJobRequest]):
     """Runs jobs as local processes. See the package README for the layout and the guarantees."""
 
+    request_model = LocalJobRequest
     status_poll_interval = 0.1
 
     def __init__(self, config: LocalProcessBackendConfig) -> None:
@@ -128,8 +120,9 @@ class LocalProcessBackend(Backend[Any]):  # request model: issue 13 (typed reque
         self._children: list[subprocess.Popen[bytes]] = []
 
     # Translation: plan -> native request ---------------------------------------------------------------
-    def render(self, plan: JobPlan) -> dict[str, Any]:
-        """The supervisor's request for ``plan``. No side effects."""
+    def render(self, plan: JobPlan) -> LocalJobRequest:
+        """The job's :class:`LocalJobRequest`: what the supervisor runs. No side effects (a free port and a
+        random uid are chosen; nothing is created)."""
         if plan.trainer_kind != "custom" or plan.script is None:
             raise InvalidRequestError(
                 "the local backend runs CustomTrainer jobs (a Python function); pass trainer=CustomTrainer(...)"
@@ -139,107 +132,106 @@ class LocalProcessBackend(Backend[Any]):  # request model: issue 13 (typed reque
         except ValueError as exc:
             raise InvalidRequestError(str(exc)) from exc
         python, python_version = interpreter_identity(self.config.python or sys.executable)
-        skipped: list[str] = []
         base_usable = self.config.system_site_packages and python == os.path.realpath(sys.executable)
-        if base_usable:
-            skipped = satisfied_by_base(requirements)
-        to_install = [r for r in requirements if r not in skipped]
         pip = read_pip_settings().with_job_indexes(plan.pip_index_urls)
         installer = resolve_installer(self.config.installer)
-        spec = EnvSpec(
-            python=python,
-            python_version=python_version,
-            requirements=tuple(to_install),
-            pip=pip,
-            system_site_packages=self.config.system_site_packages,
-            installer=installer,
-        )
-        key = spec.key()
-        venv = os.path.join(self.cache.path(key), "venv")
-        record = JobRecord(self.config.state_dir, plan.name)
-        files = dict(plan.files)
-        initializers = []
-        init_steps = plan_initializers(plan.initializer)
-        status_dir = os.path.join(record.workspace, STATUS_DIR)
-        for init in init_steps:
-            init_spec = EnvSpec(
+
+        def environment(wanted: Sequence[str]) -> Environment:
+            skipped = satisfied_by_base(list(wanted)) if base_usable else []
+            spec = EnvSpec(
                 python=python,
                 python_version=python_version,
-                requirements=tuple(r for r in init.requirements if not (base_usable and satisfied_by_base([r]))),
+                requirements=tuple(r for r in wanted if r not in skipped),
                 pip=pip,
                 system_site_packages=self.config.system_site_packages,
                 installer=installer,
             )
+            return Environment(key=spec.key(), cache_dir=self.cache.root, spec=spec, satisfied_by_base=skipped)
+
+        trainer_env = environment(requirements)
+        layout = JobRecord(self.config.state_dir, plan.name).layout()
+        workspace = layout.workspace
+        uid = uuid.uuid4().hex
+        files = dict(plan.files)
+        initializers = []
+        init_steps = list(plan.initializer_steps)
+        for init in init_steps:
+            init_env = environment(init.requirements)
+            spec_file = f".kft/{init.step}.json"
             cache_dir = os.path.join(self.config.data_cache_dir, init.cache) if init.cache else None
             step_spec = init.spec(
-                output=os.path.join(record.workspace, init.target),
-                status_dir=status_dir,
+                output=os.path.join(workspace, init.target),
+                status_dir=layout.status_dir,
                 cache_dir=cache_dir,
                 timeout=self.config.initializer_timeout,
             )
-            files[f".kft/{init.step}.json"] = json.dumps(step_spec, indent=1, sort_keys=True)
+            files[spec_file] = json.dumps(step_spec, indent=1, sort_keys=True)
             initializers.append(
-                {
-                    "step": init.step,
-                    "source": init.describe(),
-                    "cache": init.cache,
-                    "environment": _environment(init_spec, self.cache.root),
-                    "argv": [
-                        os.path.join(self.cache.path(init_spec.key()), "venv", "bin", "python"),
-                        os.path.join(record.workspace, RUNNER_FILE),
-                        os.path.join(record.workspace, ".kft", f"{init.step}.json"),
+                InitializerProcess(
+                    step=init.step,
+                    argv=[
+                        os.path.join(init_env.venv, "bin", "python"),
+                        os.path.join(workspace, RUNNER_FILE),
+                        os.path.join(workspace, spec_file),
                     ],
-                    "secrets": sorted(init.secrets),
-                }
+                    env={"PYTHONUNBUFFERED": "1", UID_ENV: uid},
+                    cwd=workspace,
+                    source=init.describe(),
+                    cache=init.cache,
+                    environment=init_env,
+                    spec_file=spec_file,
+                    secrets={var: SecretStr(value) for var, value in init.secrets.items()},
+                )
             )
         if init_steps:
             files[RUNNER_FILE] = runner_source()
         files.update(stand_in_files(os.path.dirname(plan.script)))
         port = free_port() if plan.framework == "torch" else 0
         allowed_cpus = self._cpus(plan)
-        uid = uuid.uuid4().hex
+        venv = trainer_env.venv
         nodes = []
         for step in plan.node_steps():
             rank = step.rank or 0
-            env = plan.node_env(rank, "127.0.0.1", port)
-            env.update(node_env(init_steps, record.workspace))
+            env = {"VIRTUAL_ENV": venv, "PYTHONUNBUFFERED": "1", **plan.node_env(rank, LOOPBACK, port)}
+            env.update(node_env(init_steps, workspace))
             env[UID_ENV] = uid
-            env[STATUS_FILE_ENV] = os.path.join(record.workspace, STATUS_FILE)
+            env[STATUS_FILE_ENV] = os.path.join(workspace, STATUS_FILE)
             nodes.append(
-                {
-                    "step": step.name,
-                    "rank": rank,
-                    "argv": plan.node_command(
+                NodeProcess(
+                    step=step.name,
+                    rank=rank,
+                    argv=plan.node_command(
                         rank,
-                        "127.0.0.1",
+                        LOOPBACK,
                         port,
-                        record.workspace,
+                        workspace,
                         torchrun=os.path.join(venv, "bin", "torchrun"),
                         python=os.path.join(venv, "bin", "python"),
                     ),
-                    "env": env,
-                    "cpus": self._node_cpus(plan, allowed_cpus, rank),
-                }
+                    env=env,
+                    cwd=workspace,
+                    path_prepend=[os.path.join(venv, "bin")],
+                    cpus=self._node_cpus(plan, allowed_cpus, rank),
+                )
             )
-        return {
-            "name": plan.name,
-            "uid": uid,
-            "runtime": plan.runtime.model_dump(mode="json", exclude={"spec"}),
-            "num_nodes": plan.num_nodes,
-            "procs_per_node": plan.procs_per_node,
-            "labels": dict(plan.labels),
-            "annotations": dict(plan.annotations),
-            "environment": {**_environment(spec, self.cache.root), "satisfied_by_base": skipped},
-            "initializers": initializers,
-            "workspace": record.workspace,
-            "files": files,
-            "rendezvous": {"master_addr": "127.0.0.1", "master_port": port},
-            "nodes": nodes,
-            "inherit_environment": True,
-            "active_deadline_seconds": plan.active_deadline_seconds,
-            "stop_grace_seconds": self.config.stop_grace_seconds,
-            "keep_environment": not self.config.cleanup_venv,
-        }
+        return LocalJobRequest(
+            name=plan.name,
+            uid=uid,
+            runtime=plan.runtime.model_copy(update={"spec": None}),
+            num_nodes=plan.num_nodes,
+            procs_per_node=plan.procs_per_node,
+            labels=dict(plan.labels),
+            annotations=dict(plan.annotations),
+            layout=layout,
+            environment=trainer_env,
+            files=files,
+            initializers=initializers,
+            rendezvous=Rendezvous(master_addr=LOOPBACK, master_port=port),
+            nodes=nodes,
+            active_deadline_seconds=plan.active_deadline_seconds,
+            stop_grace_seconds=self.config.stop_grace_seconds,
+            keep_environment=not self.config.cleanup_venv,
+        )
 
     @staticmethod
     def _cpus(plan: JobPlan) -> list[int] | None:
@@ -269,41 +261,44 @@ class LocalProcessBackend(Backend[Any]):  # request model: issue 13 (typed reque
         return sorted({allowed[(rank * wanted + i) % len(allowed)] for i in range(wanted)})
 
     # Creating jobs ----------------------------------------------------------------------------------
-    def submit(self, plan: JobPlan) -> None:
-        request = self.render(plan)
-        record = JobRecord(self.config.state_dir, plan.name)
-        os.makedirs(jobs_dir(self.config.state_dir), exist_ok=True)
+    def submit(self, request: LocalJobRequest) -> None:
+        """Create the job directory, write ``request``'s files and the request itself (secrets left out),
+        and start the supervisor, which loads that file and runs it. The secrets travel in the supervisor's
+        environment."""
+        record = JobRecord(self.config.state_dir, request.name)
+        if record.layout() != request.layout:
+            raise InvalidRequestError(
+                f"the request's job directory {request.layout.job_dir} is not where this backend keeps job "
+                f"{request.name!r} ({record.dir}); submit a request rendered by this backend's configuration"
+            )
+        os.makedirs(jobs_dir(record.state_dir), exist_ok=True)
         try:
             os.mkdir(record.dir, 0o700)  # atomic: a taken name fails here, before anything starts
         except FileExistsError:
-            raise AlreadyExistsError(plan.name, self.name) from None
+            raise AlreadyExistsError(request.name, self.name) from None
         try:
-            os.mkdir(record.logs_dir)
-            os.mkdir(record.workspace)
-            for rel, content in request["files"].items():
-                path = os.path.join(record.workspace, rel)
+            os.mkdir(request.layout.logs_dir)
+            os.mkdir(request.layout.workspace)
+            for rel, content in request.files.items():
+                path = os.path.join(request.layout.workspace, rel)
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 with open(path, "w", encoding="utf-8") as fh:
                     fh.write(content)
-            request["created"] = now_iso()
             record.write_state(
                 {
-                    "status": "Created",
+                    "created": now_iso(),
+                    "status": JobStatus.CREATED,
                     "message": None,
-                    "nodes": {n["step"]: {"status": "Created", "rank": n["rank"]} for n in request["nodes"]},
-                    "initializers": {i["step"]: {"status": "Created"} for i in request["initializers"]},
+                    "nodes": {n.step: {"status": JobStatus.CREATED, "rank": n.rank} for n in request.nodes},
+                    "initializers": {i.step: {"status": JobStatus.CREATED} for i in request.initializers},
                 }
             )
-            write_json_atomic(record.request_path, request)
-            record.add_event("TrainJob", plan.name, "Created", f"TrainJob {plan.name} created")
-            secrets = {
-                secret_var(init.step, key): value
-                for init in plan_initializers(plan.initializer)
-                for key, value in init.secrets.items()
-            }
+            record.write_request(request)
+            record.add_event("TrainJob", request.name, Reason.CREATED, f"TrainJob {request.name} created")
+            secrets = request.secret_environment()
             with open(record.log_path("supervisor"), "ab") as log:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "kubeflow_trainer_local.supervisor", self.config.state_dir, plan.name],
+                    [sys.executable, "-m", "kubeflow_trainer_local.supervisor", record.state_dir, request.name],
                     env={**os.environ, **secrets} if secrets else None,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
@@ -334,7 +329,7 @@ class LocalProcessBackend(Backend[Any]):  # request model: issue 13 (typed reque
         """The job's state; a job whose supervisor vanished without a result becomes Failed here."""
         self._reap()
         state = record.state()
-        if state.get("status") in TERMINAL:
+        if status_of(state) in TERMINAL:
             return state
         try:
             sup = read_json(os.path.join(record.dir, SUPERVISOR_FILE))
@@ -343,7 +338,7 @@ class LocalProcessBackend(Backend[Any]):  # request model: issue 13 (typed reque
         if _alive(sup.get("pid"), sup.get("create_time")):
             return state
         state = record.state()  # it may have finished between the two reads
-        if state.get("status") in TERMINAL:
+        if status_of(state) in TERMINAL:
             return state
         message = (
             f"the job's supervisor process (pid {sup.get('pid')}) exited without recording a result "
@@ -352,33 +347,31 @@ class LocalProcessBackend(Backend[Any]):  # request model: issue 13 (typed reque
         for node in [*state["nodes"].values(), *state.get("initializers", {}).values()]:
             if _alive(node.get("pid"), node.get("create_time")):
                 killpg(node["pid"], signal.SIGKILL)  # nobody is left to record them: stop the orphans
-            if node.get("status") not in TERMINAL:
-                node.update(status="Failed", message=message)
-        self._sweep(record.request().get("uid"))
-        state.update(status="Failed", message=message, finished=now_iso())
+            if status_of(node) not in TERMINAL:
+                node.update(status=JobStatus.FAILED, message=message)
+        self._sweep(record.request().uid)
+        state.update(status=JobStatus.FAILED, message=message, finished=now_iso())
         record.write_state(state)
-        record.add_event("TrainJob", record.name, "SupervisorLost", message)
+        record.add_event("TrainJob", record.name, Reason.SUPERVISOR_LOST, message)
         return state
 
     def _job(self, record: JobRecord) -> TrainJob:
         request = record.request()
         state = self._state(record)
         inits = state.get("initializers", {})
-        steps = [_step(i["step"], inits.get(i["step"], {}), 1) for i in request.get("initializers", [])]
-        steps += [
-            _step(n["step"], state["nodes"].get(n["step"], {}), request["procs_per_node"]) for n in request["nodes"]
-        ]
+        steps = [_step(i.step, inits.get(i.step, {}), 1) for i in request.initializers]
+        steps += [_step(n.step, state["nodes"].get(n.step, {}), request.procs_per_node) for n in request.nodes]
         return TrainJob(
             name=record.name,
-            runtime=Runtime.model_validate(request["runtime"]),
+            runtime=request.runtime,
             steps=steps,
-            num_nodes=request["num_nodes"],
-            creation_timestamp=datetime.fromisoformat(request["created"]),
-            status=state.get("status", "Created"),
+            num_nodes=request.num_nodes,
+            creation_timestamp=datetime.fromisoformat(state["created"]),
+            status=status_of(state),
             message=state.get("message"),
             backend=self.name,
-            labels=request.get("labels", {}),
-            annotations=request.get("annotations", {}),
+            labels=dict(request.labels),
+            annotations=dict(request.annotations),
             trainer_status=self._trainer_status(record),
         )
 
@@ -406,14 +399,15 @@ class LocalProcessBackend(Backend[Any]):  # request model: issue 13 (typed reque
                 job = self._job(record)
             except (FileNotFoundError, JobNotFoundError):
                 continue  # being created or deleted right now
+            except BackendError:
+                continue  # a record this version cannot read: get_job names it, delete_job removes it
             if runtime is None or (job.runtime is not None and job.runtime.name == runtime.name):
                 jobs.append(job)
         return sorted(jobs, key=lambda j: j.creation_timestamp)
 
     def get_job_logs(self, name: str, step: str = "node-0", follow: bool = False) -> Iterator[str]:
         record = self._record(name)
-        request = record.request()
-        steps = [i["step"] for i in request.get("initializers", [])] + [n["step"] for n in request["nodes"]]
+        steps = record.request().steps()
         if step not in steps and step != ENVIRONMENT_STEP:
             raise StepNotFoundError(name, step, steps)
         return self._follow(record, step, follow)
@@ -424,9 +418,9 @@ class LocalProcessBackend(Backend[Any]):  # request model: issue 13 (typed reque
         except FileNotFoundError:
             return True  # deleted while following
         if step == ENVIRONMENT_STEP:
-            return state.get("status") in TERMINAL or state.get("environment") == "ready"
+            return status_of(state) in TERMINAL or state.get("environment") == "ready"
         step_state = state["nodes"].get(step) or state.get("initializers", {}).get(step, {})
-        return step_state.get("status") in TERMINAL or state.get("status") in TERMINAL
+        return status_of(step_state) in TERMINAL or status_of(state) in TERMINAL
 
     def _follow(self, record: JobRecord, step: str, follow: bool) -> Iterator[str]:
         path = record.log_path(step)
@@ -475,7 +469,10 @@ class LocalProcessBackend(Backend[Any]):  # request model: issue 13 (typed reque
     # Deleting jobs ----------------------------------------------------------------------------------
     def delete_job(self, name: str) -> None:
         record = self._record(name)
-        request = record.request()
+        try:
+            uid: str | None = record.request().uid
+        except BackendError:
+            uid = None  # an unreadable record: stop what state.json names and remove it
         try:
             sup = read_json(os.path.join(record.dir, SUPERVISOR_FILE))
         except FileNotFoundError:
@@ -489,7 +486,7 @@ class LocalProcessBackend(Backend[Any]):  # request model: issue 13 (typed reque
         for node in [*state.get("nodes", {}).values(), *state.get("initializers", {}).values()]:
             if _alive(node.get("pid"), node.get("create_time")):
                 killpg(node["pid"], signal.SIGKILL)
-        self._sweep(request.get("uid"))
+        self._sweep(uid)
         shutil.rmtree(record.dir, ignore_errors=True)
         self._reap()
 
@@ -532,10 +529,9 @@ class LocalProcessBackend(Backend[Any]):  # request model: issue 13 (typed reque
         of existing jobs submitted with ``cleanup_venv=False``."""
         in_use = set()
         for job in self.list_jobs():
-            if job.status not in TERMINAL or self._record(job.name).request().get("keep_environment"):
-                request = self._record(job.name).request()
-                in_use.add(request["environment"]["key"])
-                in_use.update(i["environment"]["key"] for i in request.get("initializers", []))
+            request = self._record(job.name).request()
+            if job.status not in TERMINAL or request.keep_environment:
+                in_use.update(request.environment_keys())
         return self.cache.prune(older_than_seconds, keep=in_use)
 
     def delete_cache(self, cache: str) -> None:

@@ -182,12 +182,14 @@ class EnvironmentCache:
         """True when the environment is complete."""
         return os.path.exists(os.path.join(self.path(key), READY))
 
-    def ensure(self, spec: EnvSpec, log: Any) -> tuple[str, bool, float]:
+    def ensure(self, spec: EnvSpec, log: Any, key: str | None = None) -> tuple[str, bool, float]:
         """Build the environment for ``spec`` unless it is ready. Returns (venv dir, reused, seconds).
 
-        ``log`` is a binary file the installer output goes to. Raises EnvironmentError_ on failure.
+        ``key`` is the entry to use (default ``spec.key()``; a job's request names the key it was rendered
+        with, so its processes run in exactly that venv). ``log`` is a binary file the installer output goes
+        to. Raises EnvironmentError_ on failure.
         """
-        key = spec.key()
+        key = key or spec.key()
         started = time.monotonic()
         with self._lock(key):
             env_dir = self.path(key)

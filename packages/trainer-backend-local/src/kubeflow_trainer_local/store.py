@@ -2,8 +2,9 @@
 
 Layout of ``<state_dir>/jobs/<name>/`` (mode 0700):
 
-- ``request.json``: the rendered request (what a dry run returns), written once by ``train()``.
-- ``state.json``: status, message, supervisor and node process identities, exit codes; replaced atomically.
+- ``request.json``: the rendered :class:`~kubeflow_trainer_local.request.LocalJobRequest` (what a dry run
+  returns), secrets left out, written once by ``train()`` and loaded by the supervisor.
+- ``state.json``: creation time, status, message, node process identities, exit codes; replaced atomically.
 - ``events.jsonl``: lifecycle events, one JSON object a line, appended.
 - ``logs/node-<r>.log``: stdout and stderr of node ``r``; ``logs/environment.log``: installer output.
 - ``workspace/``: the job's working directory (``train.py``...).
@@ -15,9 +16,55 @@ import json
 import os
 import time
 from datetime import datetime, timezone
+from enum import Enum
 from typing import Any
 
-TERMINAL = ("Complete", "Failed")
+from pydantic import ValidationError
+
+from kubeflow_trainer.errors import BackendError
+from kubeflow_trainer.initializers import STATUS_DIR
+from kubeflow_trainer.types import JobStatus
+from kubeflow_trainer_local.request import JobLayout, LocalJobRequest
+
+TERMINAL = (JobStatus.COMPLETE, JobStatus.FAILED)
+"""The statuses a job or step never leaves (a tuple: members compare equal to the strings in state files)."""
+REQUEST_FILE = "request.json"
+STATE_FILE = "state.json"
+EVENTS_FILE = "events.jsonl"
+LOGS_DIR = "logs"
+WORKSPACE_DIR = "workspace"
+
+
+class Reason(str, Enum):
+    """The reasons of the events a job records (``get_job_events``), as Kubernetes names its events."""
+
+    CREATED = JobStatus.CREATED.value
+    """The job entered status Created (as the event Kubernetes records)."""
+    STARTED = "Started"
+    COMPLETED = "Completed"
+    FAILED = JobStatus.FAILED.value
+    """A step failed (it entered status Failed)."""
+    EXITED = "Exited"
+    STOPPED = "Stopped"
+    CACHE_REUSED = "CacheReused"
+    CACHE_STORED = "CacheStored"
+    ENVIRONMENT_REUSED = "EnvironmentReused"
+    ENVIRONMENT_PREPARED = "EnvironmentPrepared"
+    ENVIRONMENT_FAILED = "EnvironmentFailed"
+    PORT_REASSIGNED = "PortReassigned"
+    SUPERVISOR_LOST = "SupervisorLost"
+    SUPERVISOR_ERROR = "SupervisorError"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    INITIALIZER_FAILED = "InitializerFailed"
+    NODE_FAILED = "NodeFailed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def status_of(entry: dict[str, Any]) -> JobStatus:
+    """The status recorded in a state entry (the job's or a step's); Created when none is recorded yet."""
+    return JobStatus(entry.get("status") or JobStatus.CREATED)
 
 
 def jobs_dir(state_dir: str) -> str:
@@ -49,28 +96,40 @@ class JobRecord:
 
     def __init__(self, state_dir: str, name: str) -> None:
         self.name = name
+        self.state_dir = state_dir
         self.dir = os.path.join(jobs_dir(state_dir), name)
+
+    def layout(self) -> JobLayout:
+        """The job directory's layout as the request states it."""
+        return JobLayout(
+            state_dir=self.state_dir,
+            job_dir=self.dir,
+            workspace=self.workspace,
+            logs_dir=self.logs_dir,
+            status_dir=os.path.join(self.workspace, STATUS_DIR),
+            request_file=self.request_path,
+        )
 
     # Paths -------------------------------------------------------------------------------------------
     @property
     def request_path(self) -> str:
-        return os.path.join(self.dir, "request.json")
+        return os.path.join(self.dir, REQUEST_FILE)
 
     @property
     def state_path(self) -> str:
-        return os.path.join(self.dir, "state.json")
+        return os.path.join(self.dir, STATE_FILE)
 
     @property
     def events_path(self) -> str:
-        return os.path.join(self.dir, "events.jsonl")
+        return os.path.join(self.dir, EVENTS_FILE)
 
     @property
     def logs_dir(self) -> str:
-        return os.path.join(self.dir, "logs")
+        return os.path.join(self.dir, LOGS_DIR)
 
     @property
     def workspace(self) -> str:
-        return os.path.join(self.dir, "workspace")
+        return os.path.join(self.dir, WORKSPACE_DIR)
 
     def log_path(self, step: str) -> str:
         """Log file of a step (``node-0``, ``environment``...)."""
@@ -81,8 +140,25 @@ class JobRecord:
         """True once ``train()`` has written the request."""
         return os.path.isfile(self.request_path)
 
-    def request(self) -> dict[str, Any]:
-        return dict(read_json(self.request_path))
+    def request(self) -> LocalJobRequest:
+        """The job's request as ``train()`` wrote it (secrets empty)."""
+        with open(self.request_path, "rb") as fh:
+            text = fh.read()
+        try:
+            return LocalJobRequest.from_file_json(text)
+        except ValidationError as exc:
+            raise BackendError(
+                f"the record of job {self.name!r} ({self.request_path}) is not a request of this version of "
+                f"trainer-backend-local ({exc.error_count()} invalid fields; written by an older version?): "
+                f"delete the job with delete_job({self.name!r}), or remove {self.dir}"
+            ) from exc
+
+    def write_request(self, request: LocalJobRequest) -> None:
+        """Write the request file (secrets left out), through a temporary file and ``os.replace``."""
+        tmp = f"{self.request_path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(request.to_file_json())
+        os.replace(tmp, self.request_path)
 
     def state(self) -> dict[str, Any]:
         """The last written state; a record caught mid-write reads as its previous state."""
@@ -98,7 +174,7 @@ class JobRecord:
     def write_state(self, state: dict[str, Any]) -> None:
         write_json_atomic(self.state_path, state)
 
-    def add_event(self, kind: str, obj: str, reason: str, message: str) -> None:
+    def add_event(self, kind: str, obj: str, reason: Reason, message: str) -> None:
         """Append a lifecycle event."""
         line = json.dumps({"time": now_iso(), "kind": kind, "object": obj, "reason": reason, "message": message})
         with open(self.events_path, "a", encoding="utf-8") as fh:

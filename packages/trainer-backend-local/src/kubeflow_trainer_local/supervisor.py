@@ -2,9 +2,12 @@
 what happens, so the job keeps running and keeps its record when the client exits.
 
 Started by ``train()`` as ``python -m kubeflow_trainer_local.supervisor <state_dir> <job>`` in a session of
-its own. Each node (one ``torchrun`` per node) also gets a session, so stopping a node kills its whole
-process tree (torchrun and its workers) through the process group. When a node fails, the supervisor
-stops the other nodes and marks the job Failed. SIGTERM (``delete_job``) stops every node.
+its own. It loads the job's :class:`~kubeflow_trainer_local.request.LocalJobRequest` from the request file
+(what ``render`` produced, what a dry run shows) and runs exactly that; the initializers' credentials come
+from its own environment, never from the file. Each node (one ``torchrun`` per node) also gets a session,
+so stopping a node kills its whole process tree (torchrun and its workers) through the process group. When a
+node fails, the supervisor stops the other nodes and marks the job Failed. SIGTERM (``delete_job``) stops
+every node. Event reasons are :class:`~kubeflow_trainer_local.store.Reason` members.
 """
 
 from __future__ import annotations
@@ -17,16 +20,15 @@ import sys
 import time
 from typing import Any
 
-from kubeflow_trainer_local.store import JobRecord, now_iso
-
-SECRET_PREFIX = "KFT_STEP_SECRET__"
-STATUS_DIR = ".kft/steps"
+from kubeflow_trainer.types import JobStatus
+from kubeflow_trainer_local.request import SECRET_PREFIX, NodeProcess, Process, secret_var
+from kubeflow_trainer_local.store import TERMINAL, JobRecord, Reason, now_iso, status_of
 
 
 class _Stop(Exception):
     """Raised in the main thread by the signal handlers."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -58,10 +60,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _replace_port(node: dict[str, Any], old: int, new: int) -> None:
-    node["argv"] = [f"--master-port={new}" if a == f"--master-port={old}" else a for a in node["argv"]]
-    if node["env"].get("PET_MASTER_PORT") == str(old):
-        node["env"]["PET_MASTER_PORT"] = str(new)
+def with_port(node: NodeProcess, old: int, new: int) -> NodeProcess:
+    """``node`` with rendezvous port ``old`` replaced by ``new`` (in its torchrun flags and environment)."""
+    argv = [f"--master-port={new}" if a == f"--master-port={old}" else a for a in node.argv]
+    env = dict(node.env)
+    if env.get("PET_MASTER_PORT") == str(old):
+        env["PET_MASTER_PORT"] = str(new)
+    return node.model_copy(update={"argv": argv, "env": env})
+
+
+def process_env(process: Process, inherited: dict[str, str], extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment ``process`` runs with: ``inherited`` (the supervisor's) without the secret variables
+    and ``process.unset_env``, ``process.path_prepend`` before ``PATH``, ``process.env`` and ``extra`` on top."""
+    env = {k: v for k, v in inherited.items() if not k.startswith(SECRET_PREFIX) and k not in process.unset_env}
+    if process.path_prepend:
+        env["PATH"] = os.pathsep.join([*process.path_prepend, env.get("PATH", "")])
+    env.update(process.env)
+    env.update(extra or {})
+    return env
 
 
 class Supervisor:
@@ -72,7 +88,7 @@ class Supervisor:
         self.request = self.record.request()
         self.state = self.record.state()
         self.procs: dict[int, tuple[str, subprocess.Popen[bytes]]] = {}
-        self.grace = float(self.request.get("stop_grace_seconds", 5))
+        self.grace = self.request.stop_grace_seconds
 
     # State helpers -----------------------------------------------------------------------------------
     def save(self, **changes: Any) -> None:
@@ -83,71 +99,76 @@ class Supervisor:
         self.state["nodes"][step].update(changes)
         self.record.write_state(self.state)
 
-    def event(self, obj: str, reason: str, message: str, kind: str = "Step") -> None:
+    def event(self, obj: str, reason: Reason, message: str, kind: str = "Step") -> None:
         self.record.add_event(kind, obj, reason, message)
 
     # Phases ------------------------------------------------------------------------------------------
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
-        deadline = self.request.get("active_deadline_seconds")
+        deadline = self.request.active_deadline_seconds
         if deadline:
             signal.signal(signal.SIGALRM, self._on_deadline)
             signal.alarm(int(deadline))
         try:
             self.start_initializers()
-            venv = self.prepare()  # the trainer's environment builds while the initializers download
+            self.prepare()  # the trainer's environment builds while the initializers download
             if self.wait_initializers():
-                self.start_nodes(venv)
+                self.start_nodes()
                 self.wait_nodes()
         except _Stop as stop:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_IGN)
             self.stop_nodes(stop.message)
-            self.finish("Failed", stop.reason, stop.message)
+            self.finish(JobStatus.FAILED, stop.reason, stop.message)
         except Exception as exc:  # a bug or an OS error: record it, never leave the job Running
             self.stop_nodes(f"supervisor error: {exc}")
-            self.finish("Failed", "SupervisorError", f"{type(exc).__name__}: {exc}")
-        return 0 if self.state.get("status") == "Complete" else 1
+            self.finish(JobStatus.FAILED, Reason.SUPERVISOR_ERROR, f"{type(exc).__name__}: {exc}")
+        return 0 if status_of(self.state) == JobStatus.COMPLETE else 1
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
-        raise _Stop("Stopped", f"the job was stopped (signal {signal.Signals(signum).name})")
+        raise _Stop(Reason.STOPPED, f"the job was stopped (signal {signal.Signals(signum).name})")
 
     def _on_deadline(self, _signum: int, _frame: Any) -> None:
         raise _Stop(
-            "DeadlineExceeded",
-            f"the job ran longer than activeDeadlineSeconds={self.request['active_deadline_seconds']}",
+            Reason.DEADLINE_EXCEEDED,
+            f"the job ran longer than activeDeadlineSeconds={self.request.active_deadline_seconds}",
         )
 
-    def prepare(self) -> str:
+    def prepare(self) -> None:
+        """Ensure the trainer's environment (the request's key: the venv the nodes' argv names)."""
         from kubeflow_trainer_local.envcache import EnvironmentCache, EnvironmentError_
 
-        env = self.request["environment"]
-        spec = env_spec(env)
-        cache = EnvironmentCache(env["cache_dir"])
+        env = self.request.environment
+        spec = env.spec
+        cache = EnvironmentCache(env.cache_dir)
         self.save(message="preparing the environment", environment="preparing")
         with open(self.record.log_path("environment"), "ab", buffering=0) as log:
             try:
-                venv, reused, seconds = cache.ensure(spec, log)
+                _venv, reused, seconds = cache.ensure(spec, log, env.key)
             except EnvironmentError_ as exc:
                 tail = self._tail(self.record.log_path("environment"), 15)
                 raise _Stop(
-                    "EnvironmentFailed",
+                    Reason.ENVIRONMENT_FAILED,
                     f"preparing the environment ({' '.join(spec.requirements) or 'no packages'}) failed: {exc}."
                     f" Check packages_to_install / pip_index_urls. Installer output:\n{tail}",
                 ) from exc
         self.save(environment="ready")
         if reused:
-            self.event(self.record.name, "EnvironmentReused", f"reused cached environment {env['key']}", "TrainJob")
+            self.event(self.record.name, Reason.ENVIRONMENT_REUSED, f"reused cached environment {env.key}", "TrainJob")
         else:
             self.event(
-                self.record.name, "EnvironmentPrepared", f"built environment {env['key']} in {seconds:.1f}s", "TrainJob"
+                self.record.name,
+                Reason.ENVIRONMENT_PREPARED,
+                f"built environment {env.key} in {seconds:.1f}s",
+                "TrainJob",
             )
-        return venv
 
     # Initializers ------------------------------------------------------------------------------------
-    def _secrets(self, step: str) -> dict[str, str]:
-        prefix = f"{SECRET_PREFIX}{step.replace('-', '_').upper()}__"
+    @staticmethod
+    def _secrets(step: str) -> dict[str, str]:
+        """The credentials of ``step`` from the supervisor's environment, by the step's variable names."""
+        prefix = secret_var(step, "")
         return {k[len(prefix) :]: v for k, v in os.environ.items() if k.startswith(prefix)}
 
     def init_state(self, step: str, **changes: Any) -> None:
@@ -158,30 +179,28 @@ class Supervisor:
         """Prepare each initializer's environment and start its runner; they download in parallel."""
         from kubeflow_trainer_local.envcache import EnvironmentCache, EnvironmentError_
 
-        inits = self.request.get("initializers") or []
+        inits = self.request.initializers
         if not inits:
             return
-        self.save(status="Running", message="initializing the dataset and model")
-        base_env = {k: v for k, v in os.environ.items() if not k.startswith(SECRET_PREFIX)}
-        base_env.pop("PYTHONHOME", None)
-        base_env["PYTHONUNBUFFERED"] = "1"
+        self.save(status=JobStatus.RUNNING, message="initializing the dataset and model")
+        inherited = dict(os.environ)
         for init in inits:
-            step = init["step"]
-            self.init_state(step, status="Running", started=now_iso(), message="preparing its environment")
-            cache = EnvironmentCache(init["environment"]["cache_dir"])
+            step = init.step
+            self.init_state(step, status=JobStatus.RUNNING, started=now_iso(), message="preparing its environment")
+            cache = EnvironmentCache(init.environment.cache_dir)
             with open(self.record.log_path(step), "ab", buffering=0) as log:
                 try:
-                    cache.ensure(env_spec(init["environment"]), log)
+                    cache.ensure(init.environment.spec, log, init.environment.key)
                 except EnvironmentError_ as exc:
-                    wanted = " ".join(init["environment"]["requirements"])
+                    wanted = " ".join(init.environment.spec.requirements)
                     message = f"preparing the environment of {step} ({wanted}) failed: {exc}"
-                    self.init_state(step, status="Failed", message=message, finished=now_iso())
-                    self.event(step, "Failed", message)
+                    self.init_state(step, status=JobStatus.FAILED, message=message, finished=now_iso())
+                    self.event(step, Reason.FAILED, message)
                     continue
                 proc = subprocess.Popen(
-                    init["argv"],
-                    cwd=self.request["workspace"],
-                    env={**base_env, **self._secrets(step)},
+                    init.argv,
+                    cwd=init.cwd,
+                    env=process_env(init, inherited, self._secrets(step)),
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -189,46 +208,46 @@ class Supervisor:
                 )
             self.procs[proc.pid] = (step, proc)
             self.init_state(step, pid=proc.pid, create_time=process_identity(proc.pid), message=None)
-            self.event(step, "Started", f"{step} started (pid {proc.pid}): fetching {init['source']}")
+            self.event(step, Reason.STARTED, f"{step} started (pid {proc.pid}): fetching {init.source}")
 
     def wait_initializers(self) -> bool:
         """Wait for the initializer steps; False (job Failed, nodes never started) when one failed."""
         inits = self.state.get("initializers") or {}
-        failed = next((s for s, st in inits.items() if st.get("status") == "Failed"), None)
+        failed = next((s for s, st in inits.items() if status_of(st) == JobStatus.FAILED), None)
         if failed:
             self.stop_nodes(f"stopped because {failed} failed")
         while self.procs:
             step, code = self._reap_next()
             summary = self._summary(step)
             if code == 0:
-                self.init_state(step, status="Complete", exit_code=0, finished=now_iso())
+                self.init_state(step, status=JobStatus.COMPLETE, exit_code=0, finished=now_iso())
                 self._cache_event(step, summary)
                 self.event(
                     step,
-                    "Completed",
+                    Reason.COMPLETED,
                     f"{step} fetched {summary.get('files', '?')} files ({summary.get('bytes', '?')} bytes) in "
                     f"{summary.get('seconds', '?')}s",
                 )
                 continue
             message = summary.get("message") or self._exit_message(step, code, None)
-            self.init_state(step, status="Failed", exit_code=code, finished=now_iso(), message=message)
-            self.event(step, "Failed", f"{step} failed: {message}")
+            self.init_state(step, status=JobStatus.FAILED, exit_code=code, finished=now_iso(), message=message)
+            self.event(step, Reason.FAILED, f"{step} failed: {message}")
             if failed is None:
                 failed = step
-                self.save(status="Failed", message=f"{step} failed: {message}")
+                self.save(status=JobStatus.FAILED, message=f"{step} failed: {message}")
                 self.stop_nodes(f"stopped because {step} failed")
         if failed is None:
             return True
         message = self.state["initializers"][failed].get("message") or "failed"
         for node in self.state["nodes"].values():
-            node.update(status="Failed", message=f"not started because {failed} failed")
-        self.finish("Failed", "InitializerFailed", f"{failed} failed: {message}")
+            node.update(status=JobStatus.FAILED, message=f"not started because {failed} failed")
+        self.finish(JobStatus.FAILED, Reason.INITIALIZER_FAILED, f"{failed} failed: {message}")
         return False
 
     def _summary(self, step: str) -> dict[str, Any]:
         import json
 
-        path = os.path.join(self.request["workspace"], STATUS_DIR, f"{step}.json")
+        path = os.path.join(self.request.layout.status_dir, f"{step}.json")
         try:
             with open(path) as fh:
                 return dict(json.load(fh))
@@ -236,12 +255,12 @@ class Supervisor:
             return {}
 
     def _cache_event(self, step: str, summary: dict[str, Any]) -> None:
-        init = next(i for i in self.request["initializers"] if i["step"] == step)
+        init = next(i for i in self.request.initializers if i.step == step)
         if summary.get("cache") == "reused":
-            message = f"reused cache {init['cache']!r}: {init['source']} was not downloaded again"
-            self.event(step, "CacheReused", message)
+            message = f"reused cache {init.cache!r}: {init.source} was not downloaded again"
+            self.event(step, Reason.CACHE_REUSED, message)
         elif summary.get("cache") == "stored":
-            self.event(step, "CacheStored", f"stored {init['source']} in cache {init['cache']!r}")
+            self.event(step, Reason.CACHE_STORED, f"stored {init.source} in cache {init.cache!r}")
 
     @staticmethod
     def _tail(path: str, lines: int) -> str:
@@ -251,28 +270,24 @@ class Supervisor:
         except OSError:
             return ""
 
-    def start_nodes(self, venv: str) -> None:
-        nodes = self.request["nodes"]
-        port = self.request["rendezvous"]["master_port"]
+    def start_nodes(self) -> None:
+        nodes = self.request.nodes
+        port = self.request.rendezvous.master_port
         if port and not _port_free(port):
             new = free_port()
-            for node in nodes:
-                _replace_port(node, port, new)
-            self.event(self.record.name, "PortReassigned", f"master port {port} was taken; using {new}", "TrainJob")
-        base_env = {k: v for k, v in os.environ.items() if not k.startswith(SECRET_PREFIX)}
-        base_env.pop("PYTHONHOME", None)
-        base_env["VIRTUAL_ENV"] = venv
-        base_env["PATH"] = os.path.join(venv, "bin") + os.pathsep + base_env.get("PATH", "")
-        base_env["PYTHONUNBUFFERED"] = "1"
+            nodes = [with_port(node, port, new) for node in nodes]
+            self.event(
+                self.record.name, Reason.PORT_REASSIGNED, f"master port {port} was taken; using {new}", "TrainJob"
+            )
+        inherited = dict(os.environ)
         for node in nodes:
-            step = node["step"]
-            env = {**base_env, **node["env"]}
-            cpus = node.get("cpus")
+            step = node.step
+            cpus = node.cpus
             with open(self.record.log_path(step), "ab", buffering=0) as log:
                 proc = subprocess.Popen(
-                    node["argv"],
-                    cwd=self.request["workspace"],
-                    env=env,
+                    node.argv,
+                    cwd=node.cwd,
+                    env=process_env(node, inherited),
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -281,28 +296,28 @@ class Supervisor:
                 )
             self.procs[proc.pid] = (step, proc)
             self.state["nodes"][step].update(
-                status="Running", pid=proc.pid, create_time=process_identity(proc.pid), started=now_iso()
+                status=JobStatus.RUNNING, pid=proc.pid, create_time=process_identity(proc.pid), started=now_iso()
             )
-            self.event(step, "Started", f"{step} started (pid {proc.pid}): {' '.join(node['argv'])}")
-        self.save(status="Running", message=None)
+            self.event(step, Reason.STARTED, f"{step} started (pid {proc.pid}): {' '.join(node.argv)}")
+        self.save(status=JobStatus.RUNNING, message=None)
 
     def wait_nodes(self) -> None:
         failed: str | None = None
         while self.procs:
             step, code = self._reap_next()
-            node_status = "Complete" if code == 0 else "Failed"
+            node_status = JobStatus.COMPLETE if code == 0 else JobStatus.FAILED
             message = None if code == 0 else self._exit_message(step, code, failed)
             self.node_state(step, status=node_status, exit_code=code, finished=now_iso(), message=message)
-            self.event(step, "Exited", f"{step} exited with code {code}")
+            self.event(step, Reason.EXITED, f"{step} exited with code {code}")
             if code != 0 and failed is None:
                 failed = step
                 # Failed is final as soon as one node fails: record it before stopping the others.
-                self.save(status="Failed", message=f"{step} exited with code {code}")
+                self.save(status=JobStatus.FAILED, message=f"{step} exited with code {code}")
                 self.stop_nodes(f"stopped because {step} failed")
         if failed:
-            self.finish("Failed", "NodeFailed", self.state.get("message") or f"{failed} failed")
+            self.finish(JobStatus.FAILED, Reason.NODE_FAILED, self.state.get("message") or f"{failed} failed")
         else:
-            self.finish("Complete", "Completed", "all nodes exited with code 0")
+            self.finish(JobStatus.COMPLETE, Reason.COMPLETED, "all nodes exited with code 0")
 
     def _reap_next(self) -> tuple[str, int]:
         """Wait for the next of our step processes to exit: its step and exit code."""
@@ -345,41 +360,17 @@ class Supervisor:
         killpg(pid, signal.SIGKILL)  # anything left in the node's group (workers that ignored SIGTERM)
         proc.returncode = code
         target = self.state["nodes"].get(step) or self.state["initializers"][step]
-        target.update(status="Failed", exit_code=code, finished=now_iso(), message=why)
+        target.update(status=JobStatus.FAILED, exit_code=code, finished=now_iso(), message=why)
         self.record.write_state(self.state)
-        self.event(step, "Stopped", f"{step} stopped ({why}), exit code {code}")
+        self.event(step, Reason.STOPPED, f"{step} stopped ({why}), exit code {code}")
 
-    def finish(self, status: str, reason: str, message: str) -> None:
+    def finish(self, status: JobStatus, reason: Reason, message: str) -> None:
         signal.alarm(0)
         for node in [*self.state["nodes"].values(), *self.state.get("initializers", {}).values()]:
-            if node.get("status") not in ("Complete", "Failed"):
-                node.update(status="Failed", message=message)
-        self.save(status=status, message=None if status == "Complete" else message, finished=now_iso())
+            if status_of(node) not in TERMINAL:
+                node.update(status=JobStatus.FAILED, message=message)
+        self.save(status=status, message=None if status == JobStatus.COMPLETE else message, finished=now_iso())
         self.event(self.record.name, reason, message, "TrainJob")
-
-
-def env_spec(env: dict[str, Any]) -> Any:
-    """The EnvSpec of an environment entry of the request (``backend._environment`` is the inverse)."""
-    from kubeflow_trainer_local.envcache import EnvSpec
-    from kubeflow_trainer_local.pipconfig import PipSettings
-
-    pip = env["pip"]
-    return EnvSpec(
-        python=env["python"],
-        python_version=env["python_version"],
-        requirements=tuple(env["requirements"]),
-        pip=PipSettings(
-            index_url=pip["index_url"],
-            extra_index_urls=tuple(pip["extra_index_urls"]),
-            find_links=tuple(pip["find_links"]),
-            constraints=tuple(pip["constraints"]),
-            no_index=pip["no_index"],
-            cert=pip["cert"],
-            sources=tuple(pip["sources"]),
-        ),
-        system_site_packages=env["system_site_packages"],
-        installer=env["installer"],
-    )
 
 
 def killpg(pgid: int, sig: int) -> None:
