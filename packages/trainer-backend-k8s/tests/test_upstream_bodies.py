@@ -39,6 +39,8 @@ HERE = Path(__file__).parent
 
 
 def _has_upstream(python: Path) -> bool:
+    if not python.exists():  # a fresh clone: the venv is made below
+        return False
     probe = "import importlib.metadata as m, kubeflow.trainer; print(m.version('kubeflow'))"
     done = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=False)
     return done.returncode == 0 and done.stdout.strip() == UPSTREAM_VERSION

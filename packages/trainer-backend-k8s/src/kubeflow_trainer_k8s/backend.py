@@ -18,6 +18,7 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
+from pydantic import SecretStr
 
 from kubeflow_trainer import (
     AlreadyExistsError,
@@ -48,6 +49,7 @@ from kubeflow_trainer_k8s.render import (
     render_secret,
     render_trainjob,
 )
+from kubeflow_trainer_k8s.request import InitializerSecret, KubernetesJobRequest
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -91,9 +93,10 @@ def api_errors(what: str) -> Callable[[F], F]:
     return decorate
 
 
-class KubernetesBackend(Backend[Any]):  # request model: issue 13 (typed requests)
+class KubernetesBackend(Backend[KubernetesJobRequest]):
     """TrainJobs (``trainer.kubeflow.org/v1alpha1``) on a cluster with Kubeflow Trainer."""
 
+    request_model = KubernetesJobRequest
     status_poll_interval = 1.0
 
     def __init__(self, config: KubernetesBackendConfig) -> None:
@@ -202,51 +205,68 @@ class KubernetesBackend(Backend[Any]):  # request model: issue 13 (typed request
         raise RuntimeNotFoundError(name, [r.name for r in self.list_runtimes()])
 
     # Jobs --------------------------------------------------------------------------------------------
-    def render(self, plan: JobPlan) -> dict[str, Any]:
-        """The TrainJob body, with the callable options applied to it (upstream's option protocol)."""
-        return apply_callable_options(render_trainjob(plan, self.namespace), plan, self)
+    def render(self, plan: JobPlan) -> KubernetesJobRequest:
+        """The TrainJob (callable options applied: upstream's option protocol) and its credential Secrets."""
+        secrets = []
+        for target, values in initializer_secrets(plan).items():
+            body = render_secret(plan.name, target, values, self.namespace)
+            secrets.append(
+                InitializerSecret(
+                    name=body["metadata"]["name"],
+                    target=target,
+                    labels=body["metadata"]["labels"],
+                    data={key: SecretStr(value) for key, value in values.items()},
+                )
+            )
+        return KubernetesJobRequest(
+            name=plan.name,
+            namespace=self.namespace,
+            trainjob=apply_callable_options(render_trainjob(plan, self.namespace), plan, self),
+            secrets=tuple(secrets),
+        )
 
     @api_errors("creation of the trainjob")
-    def submit(self, plan: JobPlan) -> None:
-        body = self.render(plan)
-        secrets = [
-            render_secret(plan.name, target, values, self.namespace)
-            for target, values in initializer_secrets(plan).items()
-        ]
+    def submit(self, request: KubernetesJobRequest) -> None:
         written: list[str] = []
-        for secret in secrets:  # first, so that the initializer pods find them; owned by the job below
-            name = secret["metadata"]["name"]
+        for secret in request.secrets:  # first, so that the initializer pods find them; owned by the job below
             try:
-                self._call(self.core.create_namespaced_secret, self.namespace, secret)
+                self._call(self.core.create_namespaced_secret, request.namespace, secret.body(request.namespace))
             except ApiException as exc:
                 if exc.status != 409:
-                    self._delete_secrets(plan.name, written)
+                    self._delete_secrets(request.name, written)
                     raise
-                if self._call(self.core.read_namespaced_secret, name, self.namespace).metadata.owner_references:
+                read = self._call(self.core.read_namespaced_secret, secret.name, request.namespace)
+                if read.metadata.owner_references:
                     # another TrainJob of this name holds it: touch nothing of that job
-                    self._delete_secrets(plan.name, written)
-                    raise AlreadyExistsError(plan.name, self.name) from exc
-                self._call(self.core.replace_namespaced_secret, name, self.namespace, secret)  # a leftover
-            written.append(name)
+                    self._delete_secrets(request.name, written)
+                    raise AlreadyExistsError(request.name, self.name) from exc
+                body = secret.body(request.namespace)
+                self._call(self.core.replace_namespaced_secret, secret.name, request.namespace, body)  # a leftover
+            written.append(secret.name)
         try:
             created = self._call(
-                self.custom.create_namespaced_custom_object, GROUP, VERSION, self.namespace, "trainjobs", body
+                self.custom.create_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                request.namespace,
+                "trainjobs",
+                request.trainjob,
             )
         except BaseException as exc:
-            self._delete_secrets(plan.name, written)
+            self._delete_secrets(request.name, written)
             if isinstance(exc, ApiException) and exc.status == 409:
-                raise AlreadyExistsError(plan.name, self.name) from exc
+                raise AlreadyExistsError(request.name, self.name) from exc
             raise
         owner = {
             "apiVersion": API_VERSION,
             "kind": "TrainJob",
-            "name": plan.name,
+            "name": request.name,
             "uid": created["metadata"]["uid"],
             "blockOwnerDeletion": False,
         }
-        for secret in secrets:  # garbage-collected with the TrainJob, whoever deletes it
+        for secret in request.secrets:  # garbage-collected with the TrainJob, whoever deletes it
             patch = {"metadata": {"ownerReferences": [owner]}}
-            self._call(self.core.patch_namespaced_secret, secret["metadata"]["name"], self.namespace, patch)
+            self._call(self.core.patch_namespaced_secret, secret.name, request.namespace, patch)
 
     def _delete_secrets(self, job: str, names: list[str] | None = None) -> None:
         """Delete the job's initializer Secrets; absent ones, or no right to touch Secrets (a job without

@@ -56,6 +56,10 @@ class JobStatus(str, Enum):
     def __str__(self) -> str:
         return self.value
 
+    def __repr__(self) -> str:
+        """As upstream's plain strings print: ``'Complete'``, so printed steps and lists read the same."""
+        return repr(self.value)
+
 
 class _Model(DataclassCompat):
     model_config = ConfigDict(extra="forbid", defer_build=True, validate_assignment=True)
