@@ -18,14 +18,25 @@
 # service, their images). setup-engines.sh installs and starts those itself when they are missing, so a
 # new machine is covered by the same script; to check that path too, run it on a new machine.
 #
-#   scripts/fresh-check.sh [--keep]    (--keep: leave the temporary clone and HOME for inspection)
+#   scripts/fresh-check.sh [--keep] [--sessions "lint packaging"]
+#     --keep: leave the temporary clone and HOME for inspection
+#     --sessions: run only these nox sessions (and set up only what they need): a quick check of a setup
+#                 change; the whole suite (the default) is what resolving a setup issue needs
 #
 # Cold, this takes as long as a first CI run on a new machine (about 50 min on 2 cores, most of it the
 # control-plane build). It prints the log's path; exit status is .ci/run's.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 keep=0
-[ "${1:-}" = --keep ] && keep=1
+only=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --keep) keep=1 ;;
+    --sessions) only=$2; shift ;;
+    *) echo "fresh-check: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/kft-fresh.XXXXXX")
 cleanup() {
@@ -68,7 +79,7 @@ unset_args=()
 while IFS= read -r var; do unset_args+=(-u "$var"); done < <(
   env | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' \
     | grep -E '^(XDG_.*|VIRTUAL_ENV|UV_.*|NOX_.*|KFT_.*|KUBECONFIG|DOCKER_.*|CONTAINER_HOST|PYTHONPATH|PYTHONHOME|GOPATH|GOCACHE|GOMODCACHE|GOFLAGS|GOTOOLCHAIN|CONDA_.*|PYENV_VERSION)$' || true)
-env "${unset_args[@]}" HOME="$work/home" PATH="$path" CI=true \
+env "${unset_args[@]}" HOME="$work/home" PATH="$path" CI=true ${only:+KFT_NOX_SESSIONS="$only"} \
   bash "$work/repo/.ci/run" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
