@@ -14,31 +14,43 @@ nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
 CORE = ROOT / "packages" / "trainer-core"
+CONTAINERS = ROOT / "packages" / "trainer-containers"
 LOCAL = ROOT / "packages" / "trainer-backend-local"
 DOCKER = ROOT / "packages" / "trainer-backend-docker"
 PODMAN = ROOT / "packages" / "trainer-backend-podman"
 K8S = ROOT / "packages" / "trainer-backend-k8s"
 EXAMPLE = ROOT / "examples" / "plugin-subprocess"
-BACKENDS = ["trainer-backend-k8s", "trainer-backend-local", "trainer-backend-docker", "trainer-backend-podman"]
+BACKENDS = [
+    "trainer-containers",
+    "trainer-backend-k8s",
+    "trainer-backend-local",
+    "trainer-backend-docker",
+    "trainer-backend-podman",
+]
 PYTEST = ["pytest", "-ra", "-p", "no:cacheprovider"]
 COVERAGE_DIR = ROOT / ".coverage-data"
 """Each test session writes its line coverage here (``.coverage.<session>``); the ``coverage`` session reports."""
 DISTRIBUTIONS = {
     "trainer-core": "packages/trainer-core/src/*",
-    "  containers/ (engine-neutral container backend)": "packages/trainer-core/src/kubeflow_trainer/containers/*",
     "  initializers/runner.py": "packages/trainer-core/src/kubeflow_trainer/initializers/runner.py",
     "  client.py": "packages/trainer-core/src/kubeflow_trainer/client.py",
+    "trainer-containers": "packages/trainer-containers/src/*",
     "trainer-backend-local": "packages/trainer-backend-local/src/*",
     "trainer-backend-docker": "packages/trainer-backend-docker/src/*",
     "trainer-backend-podman": "packages/trainer-backend-podman/src/*",
     "trainer-backend-k8s": "packages/trainer-backend-k8s/src/*",
     "example plugin": "examples/plugin-subprocess/src/*",
 }
-UNIT_SESSIONS = ("core",)
-PACKAGE_SESSIONS = ("core", "local", "docker", "podman", "k8s", "k8s_kubelet", "example_plugin")
+UNIT_SESSIONS = ("core", "containers")
+PACKAGE_SESSIONS = ("core", "containers", "local", "docker", "podman", "k8s", "k8s_kubelet", "example_plugin")
 INITIALIZER_TEST_DEPS = ["moto[server]", "boto3", "huggingface_hub"]
 """The initializer tests' servers (moto's S3) and clients (boto3 to fill it, huggingface_hub for the Hub
 stand-in's own test). The jobs' initializer steps get their libraries from their own environment/image."""
+
+
+def _engines() -> list[str]:
+    """Editable installs of the container backends: trainer-containers and its Docker and Podman engines."""
+    return ["-e", str(CONTAINERS), "-e", str(DOCKER), "-e", str(PODMAN)]
 
 
 def install(session: nox.Session, *args: str) -> None:
@@ -68,6 +80,13 @@ def core(session: nox.Session) -> None:
 
 
 @nox.session
+def containers(session: nox.Session) -> None:
+    """trainer-containers with no engine: the container backend's logic on its in-memory FakeEngine."""
+    install(session, "-e", f"{CORE}[testing]", "-e", str(CONTAINERS))
+    pytest(session, str(CONTAINERS / "tests"))
+
+
+@nox.session
 def local(session: nox.Session) -> None:
     """The LocalProcess backend: kit + backend tests with real torchrun and torch."""
     install(session, "-e", f"{CORE}[testing]", "-e", str(LOCAL))
@@ -77,14 +96,14 @@ def local(session: nox.Session) -> None:
 @nox.session
 def docker(session: nox.Session) -> None:
     """The Docker backend against the real engine (scripts/containers/ sets it up): kit + e2e tests."""
-    install(session, "-e", f"{CORE}[testing]", "-e", str(DOCKER))
+    install(session, "-e", f"{CORE}[testing]", "-e", str(CONTAINERS), "-e", str(DOCKER))
     pytest(session, str(DOCKER / "tests"))
 
 
 @nox.session
 def podman(session: nox.Session) -> None:
     """The Podman backend against the real Podman service (scripts/containers/ sets it up): the kit."""
-    install(session, "-e", f"{CORE}[testing]", "-e", str(PODMAN))
+    install(session, "-e", f"{CORE}[testing]", "-e", str(CONTAINERS), "-e", str(PODMAN))
     pytest(session, str(PODMAN / "tests"))
 
 
@@ -107,7 +126,7 @@ def k8s_kubelet(session: nox.Session) -> None:
 def e2e(session: nox.Session) -> None:
     """End-to-end suites: container backends on both engines, one script on local/docker/podman, dataset and
     model initializers on local/docker/podman against real S3 (moto), HTTP and a Hub stand-in."""
-    install(session, "-e", f"{CORE}[testing]", "-e", str(LOCAL), "-e", str(DOCKER), "-e", str(PODMAN))
+    install(session, "-e", f"{CORE}[testing]", "-e", str(LOCAL), *_engines())
     install(session, *INITIALIZER_TEST_DEPS)
     pytest(session, str(ROOT / "tests" / "support"), str(ROOT / "tests" / "e2e"))
 
@@ -123,7 +142,7 @@ def example_plugin(session: nox.Session) -> None:
 @nox.session
 def conformance(session: nox.Session) -> None:
     """The kit over every installed backend (built-in and third-party) at once."""
-    install(session, "-e", f"{CORE}[testing]", "-e", str(LOCAL), "-e", str(DOCKER), "-e", str(PODMAN), str(EXAMPLE))
+    install(session, "-e", f"{CORE}[testing]", "-e", str(LOCAL), *_engines(), str(EXAMPLE))
     pytest(session, str(ROOT / "tests" / "conformance"))
 
 
@@ -131,7 +150,9 @@ def conformance(session: nox.Session) -> None:
 def compat(session: nox.Session) -> None:
     """Upstream's documented examples, ported by the import rewrite, on the real local, Docker, Podman and
     Kubernetes backends, and the signature parity test against kubeflow==0.5.0 (its own venv in .bench/)."""
-    install(session, "-e", f"{CORE}[testing]", *(f"-e{p}" for p in (LOCAL, DOCKER, PODMAN, K8S)), "uv", "pyyaml")
+    install(
+        session, "-e", f"{CORE}[testing]", *(f"-e{p}" for p in (LOCAL, CONTAINERS, DOCKER, PODMAN, K8S)), "uv", "pyyaml"
+    )
     pytest(session, str(ROOT / "tests" / "compat"))
 
 
@@ -200,6 +221,8 @@ def typecheck(session: nox.Session) -> None:
         "-e",
         str(LOCAL),
         "-e",
+        str(CONTAINERS),
+        "-e",
         str(DOCKER),
         "-e",
         str(PODMAN),
@@ -208,12 +231,13 @@ def typecheck(session: nox.Session) -> None:
         "-e",
         str(EXAMPLE),
     )
-    session.run("mypy", *(str(p / "src") for p in (CORE, LOCAL, DOCKER, PODMAN, K8S, EXAMPLE)))
+    session.run("mypy", *(str(p / "src") for p in (CORE, LOCAL, CONTAINERS, DOCKER, PODMAN, K8S, EXAMPLE)))
 
 
 @nox.session
 def packaging(session: nox.Session) -> None:
-    """Build every wheel; install trainer-core alone and trainer-core[all] from them with no index."""
+    """Build every wheel; install trainer-core alone, trainer-core[docker] and trainer-core[all] from them with
+    no index."""
     dist = Path(session.create_tmp()) / "wheels"
     shutil.rmtree(dist, ignore_errors=True)
     dist.mkdir(parents=True)
@@ -236,7 +260,11 @@ def packaging(session: nox.Session) -> None:
         "trainer-core[all]",
     )
     tmp = Path(session.create_tmp())
-    for label, spec, check in (("alone", "trainer-core", "core_alone"), ("all", "trainer-core[all]", "all_extras")):
+    for label, spec, check in (
+        ("alone", "trainer-core", "core_alone"),
+        ("docker", "trainer-core[docker]", "docker_extra"),
+        ("all", "trainer-core[all]", "all_extras"),
+    ):
         venv = tmp / f"venv-{label}"
         shutil.rmtree(venv, ignore_errors=True)
         session.run("uv", "venv", "--quiet", str(venv))

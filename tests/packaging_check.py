@@ -2,12 +2,15 @@
 
 `core_alone`: only trainer-core is installed: import works, loads no backend or SDK, and asking for
 docker fails with an error that lists the installed backends and the pip command.
+It holds no container code (trainer-containers is absent) and the container names say how to install it.
+`docker_extra`: trainer-core[docker]: the Docker backend and trainer-containers, which it runs on.
 `all_extras`: trainer-core[all]: every extra resolves to an installed distribution and every backend
 entry point loads.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from importlib import metadata
 
@@ -27,6 +30,32 @@ def core_alone() -> None:
         print("core alone OK:", text)
     else:
         raise AssertionError("TrainerClient(backend='docker') did not fail without the docker backend")
+    assert importlib.util.find_spec("kubeflow_trainer_containers") is None, "trainer-core installed container code"
+    assert importlib.util.find_spec("kubeflow_trainer.containers") is None, "trainer-core still has containers/"
+    from kubeflow_trainer.errors import BackendNotInstalledError
+
+    try:
+        kubeflow_trainer.ContainerBackendConfig  # noqa: B018
+    except BackendNotInstalledError as exc:
+        hint = str(exc)
+    else:
+        raise AssertionError("ContainerBackendConfig resolved without trainer-containers")
+    assert "pip install 'trainer-core[docker]'" in hint, hint
+    print("core alone has no container code:", hint)
+
+
+def docker_extra() -> None:
+    import kubeflow_trainer
+
+    assert importlib.util.find_spec("kubeflow_trainer_containers") is not None, "trainer-core[docker] lacks it"
+    metadata.version("trainer-containers")
+    assert kubeflow_trainer.ContainerBackendConfig.__module__ == "kubeflow_trainer_containers.config"
+    from kubeflow_trainer.backends.container.types import TrainingRuntimeSource
+
+    assert TrainingRuntimeSource.__module__ == "kubeflow_trainer_containers.config"
+    names = kubeflow_trainer.available_backends()
+    assert names == ["docker"], names
+    print("docker extra OK: trainer-containers", metadata.version("trainer-containers"), "backends:", names)
 
 
 def all_extras() -> None:
@@ -50,4 +79,4 @@ def all_extras() -> None:
 
 
 if __name__ == "__main__":
-    {"core_alone": core_alone, "all_extras": all_extras}[sys.argv[1]]()
+    {"core_alone": core_alone, "docker_extra": docker_extra, "all_extras": all_extras}[sys.argv[1]]()

@@ -103,21 +103,21 @@ def test_dry_run_renders_limits_shm_and_gpu_requests(client, engine):
         func=counter, func_args={"n": 1}, num_nodes=2, resources_per_node={"cpu": 2, "memory": "4Gi", "gpu": 2}
     )
     request = client.dry_run(trainer=trainer, options=[Name("kft-render")]).request
-    node1 = request["containers"][1]
-    assert node1["name"] == "kft-render-node-1" and node1["gpus"] == 2
-    assert node1["cpu"] == 2 and node1["memory"] == 4 * 2**30 and node1["shm_size"] == 2**30  # default 1Gi
-    assert "--nproc-per-node=2" in node1["command"]  # processes follow the GPU count
-    assert "--master-addr=kft-render-node-0" in node1["command"]
-    assert node1["command"][0] == "torchrun"  # no packages: no launcher in front
+    node1 = request.containers[1]
+    assert node1.name == "kft-render-node-1" and node1.gpus == 2
+    assert node1.cpu == 2 and node1.memory == 4 * 2**30 and node1.shm_size == 2**30  # default 1Gi
+    assert "--nproc-per-node=2" in node1.command  # processes follow the GPU count
+    assert "--master-addr=kft-render-node-0" in node1.command
+    assert node1.command[0] == "torchrun"  # no packages: no launcher in front
     with_pkgs = CustomTrainer(
         func=counter, func_args={"n": 1}, packages_to_install=["six"], pip_index_urls=["https://i.invalid/simple"]
     )
     launched = client.dry_run(trainer=with_pkgs).request
-    assert launched["containers"][0]["command"][:3] == ["python3", "/workspace/.kft/launch.py", "torchrun"]
-    assert launched["containers"][0]["env"]["KFT_PIP_ARGS"] == '["--index-url", "https://i.invalid/simple"]'
-    assert ".kft/launch.py" in launched["files"]
-    assert node1["env"]["PET_NODE_RANK"] == "1"
-    native = request["engine_requests"][1]  # exactly what the SDK's containers.create receives
+    assert launched.containers[0].command[:3] == ["python3", "/workspace/.kft/launch.py", "torchrun"]
+    assert launched.containers[0].env["KFT_PIP_ARGS"] == '["--index-url", "https://i.invalid/simple"]'
+    assert ".kft/launch.py" in launched.files
+    assert node1.env["PET_NODE_RANK"] == "1"
+    native = request.engine_requests[1]  # exactly what the SDK's containers.create receives
     if engine == "docker":
         assert native["device_requests"] == [
             {"Driver": "", "Count": 2, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}
@@ -129,7 +129,7 @@ def test_dry_run_renders_limits_shm_and_gpu_requests(client, engine):
         assert native["networks"] == {"kft-kft-render": {}}
     assert native["mem_limit"] == 4 * 2**30
     small = CustomTrainer(func=counter, func_args={"n": 1}, resources_per_node={"memory": "1Gi"})
-    assert client.dry_run(trainer=small).request["containers"][0]["shm_size"] == 2**29  # half the memory
+    assert client.dry_run(trainer=small).request.containers[0].shm_size == 2**29  # half the memory
     assert not any(n.startswith("kft-render") for n in engine_objects(engine)[0])  # a dry run creates nothing
 
 

@@ -10,7 +10,6 @@ directories, which the test compares with the digest of what it served.
 from __future__ import annotations
 
 import io
-import json
 import sys
 import tarfile
 import time
@@ -290,7 +289,7 @@ def test_dry_runs_show_the_steps_but_no_credentials(backend, s3):
         ),
         options=[Name("init-dry")],
     )
-    text = json.dumps(result.request, default=str)
+    text = result.request.model_dump_json() + repr(result.request)
     assert s3.secret_key not in text and "hf_very_secret" not in text
     assert "dataset-initializer" in text and "model-initializer" in text
     assert_nothing_left(name_, client, ["init-dry"])

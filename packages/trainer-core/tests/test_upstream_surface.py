@@ -72,6 +72,8 @@ UPSTREAM_TOP_LEVEL = [
 BACKEND_CONFIGS = {
     "LocalProcessBackendConfig": ("kubeflow_trainer_local", "local"),
     "KubernetesBackendConfig": ("kubeflow_trainer_k8s", "k8s"),
+    "ContainerBackendConfig": ("kubeflow_trainer_containers", "docker"),
+    "TrainingRuntimeSource": ("kubeflow_trainer_containers", "docker"),
 }
 
 
@@ -105,14 +107,14 @@ def test_import_stays_lazy_and_resolves_configs_on_use():
     code = (
         "import sys, kubeflow_trainer\n"
         "lazy = ('kubeflow_trainer_local', 'kubeflow_trainer_k8s', 'kubeflow_trainer_docker', "
-        "'kubeflow_trainer_podman', 'kubeflow_trainer.containers', 'kubeflow_trainer.trainjob_status')\n"
+        "'kubeflow_trainer_podman', 'kubeflow_trainer_containers', 'kubeflow_trainer.trainjob_status')\n"
         "print(sorted(m for m in sys.modules if m.startswith(lazy)))\n"
-        "from kubeflow_trainer import ContainerBackendConfig, TrainJobTemplate, update_trainjob_status\n"
-        "print(ContainerBackendConfig.__module__, update_trainjob_status.__module__)\n"
+        "from kubeflow_trainer import TrainJobTemplate, update_trainjob_status\n"
+        "print(update_trainjob_status.__module__)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[0] == "[]"
-    assert out[1] == "kubeflow_trainer.containers.config kubeflow_trainer.trainjob_status"
+    assert out[1] == "kubeflow_trainer.trainjob_status"
 
 
 def test_unknown_name_is_an_attribute_error():

@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any
 
 import docker
 import docker.errors
 import requests.exceptions
 from docker.types import DeviceRequest
 
-from kubeflow_trainer.containers import ContainerEngine, ContainerInfo, ContainerSpec, EngineEvent
-from kubeflow_trainer.containers.engine import info_from_inspect, label_filters, tar_files, untar_file
 from kubeflow_trainer.errors import BackendError, BackendUnavailableError
+from kubeflow_trainer_containers import ContainerInfo, ContainerSpec, EngineEvent
+from kubeflow_trainer_containers.client_engine import ClientEngine, translate_errors
+from kubeflow_trainer_containers.engine import info_from_inspect, label_filters, tar_files, untar_file
 from kubeflow_trainer_docker.config import DockerBackendConfig
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def translate_errors(func: F) -> F:
-    """Engine failures become the SDK's errors: unreachable -> BackendUnavailableError, else BackendError."""
-
-    @functools.wraps(func)
-    def wrapper(self: DockerEngine, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(self, *args, **kwargs)
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-            raise self.unavailable(exc) from exc
-        except docker.errors.APIError as exc:
-            raise BackendError(f"the Docker engine refused {func.__name__}: {exc.explanation or exc}") from exc
-        except docker.errors.DockerException as exc:
-            raise self.unavailable(exc) from exc
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _snake(request: dict[str, Any]) -> dict[str, Any]:
@@ -48,10 +28,15 @@ def _snake(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class DockerEngine(ContainerEngine):
+class DockerEngine(ClientEngine):
     """docker-py against the engine found like the docker CLI finds it (or ``config.host``)."""
 
     name = "docker"
+    display_name = "the Docker engine"
+    unreachable_errors = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+    api_error = docker.errors.APIError
+    sdk_error = docker.errors.DockerException
+    not_found = docker.errors.NotFound
 
     def __init__(self, config: DockerBackendConfig) -> None:
         self.config = config
@@ -89,35 +74,24 @@ class DockerEngine(ContainerEngine):
         return True
 
     @translate_errors
-    def pull_image(self, image: str) -> None:
-        try:
-            self.client.images.pull(image)
-        except docker.errors.APIError as exc:
-            raise BackendError(str(exc.explanation or exc)) from exc
-
-    @translate_errors
     def create_network(self, name: str, labels: dict[str, str]) -> None:
         self.client.networks.create(name, driver="bridge", labels=labels, check_duplicate=True)
 
-    @translate_errors
-    def create_volume(self, name: str, labels: dict[str, str]) -> None:
-        self.client.volumes.create(name=name, labels=labels)
-
-    def native_request(self, spec: ContainerSpec) -> dict[str, Any]:
+    def native_request(self, spec: ContainerSpec, *, reveal_secrets: bool = False) -> dict[str, Any]:
         """The keyword arguments of docker-py's ``containers.create`` for ``spec`` (image included)."""
         kwargs: dict[str, Any] = {
             "image": spec.image,
             "name": spec.name,
             "hostname": spec.hostname,
-            "labels": spec.labels,
-            "environment": spec.env,
+            "labels": dict(spec.labels),
+            "environment": spec.environment(reveal_secrets=reveal_secrets),
             "network": spec.network,
             "volumes": spec.mounts(),
             "working_dir": spec.working_dir,
             "detach": True,
         }
         if spec.command:
-            kwargs["command"] = spec.command
+            kwargs["command"] = list(spec.command)
         if spec.cpu:
             kwargs["nano_cpus"] = int(spec.cpu * 1e9)
         if spec.memory:
@@ -128,12 +102,10 @@ class DockerEngine(ContainerEngine):
             kwargs["device_requests"] = [dict(DeviceRequest(count=spec.gpus, capabilities=[["gpu"]]))]
         return kwargs
 
-    @translate_errors
-    def create_container(self, spec: ContainerSpec) -> str:
-        kwargs = self.native_request(spec)
+    def create_kwargs(self, spec: ContainerSpec) -> dict[str, Any]:
+        kwargs = self.native_request(spec, reveal_secrets=True)
         kwargs["device_requests"] = [DeviceRequest(**_snake(d)) for d in kwargs.get("device_requests", [])] or None
-        container = self.client.containers.create(kwargs.pop("image"), **kwargs)
-        return str(container.id)
+        return kwargs
 
     @translate_errors
     def put_files(self, container: str, directory: str, files: dict[str, str]) -> None:
@@ -149,44 +121,12 @@ class DockerEngine(ContainerEngine):
         return untar_file(b"".join(stream))
 
     @translate_errors
-    def start_container(self, container: str) -> None:
-        self.client.containers.get(container).start()
-
-    @translate_errors
     def list_containers(self, labels: dict[str, str]) -> list[ContainerInfo]:
         filters = label_filters(labels)
         out = []
         for c in self.client.containers.list(all=True, filters=filters, ignore_removed=True):
             out.append(info_from_inspect(c.id, c.name, c.labels, c.attrs))
         return out
-
-    @translate_errors
-    def stop_container(self, container: str, timeout: float) -> None:
-        try:
-            self.client.containers.get(container).stop(timeout=int(timeout))
-        except docker.errors.NotFound:
-            pass
-
-    @translate_errors
-    def remove_container(self, container: str) -> None:
-        try:
-            self.client.containers.get(container).remove(force=True)
-        except docker.errors.NotFound:
-            pass
-
-    @translate_errors
-    def remove_network(self, name: str) -> None:
-        try:
-            self.client.networks.get(name).remove()
-        except docker.errors.NotFound:
-            pass
-
-    @translate_errors
-    def remove_volume(self, name: str) -> None:
-        try:
-            self.client.volumes.get(name).remove(force=True)
-        except docker.errors.NotFound:
-            pass
 
     @translate_errors
     def list_networks(self, labels: dict[str, str]) -> list[str]:
@@ -197,18 +137,6 @@ class DockerEngine(ContainerEngine):
     def list_volumes(self, labels: dict[str, str]) -> list[str]:
         filters = label_filters(labels)
         return [v.name for v in self.client.volumes.list(filters=filters)]
-
-    def logs(self, container: str, follow: bool) -> Iterator[bytes]:
-        try:
-            ctr = self.client.containers.get(container)
-            if not follow:
-                yield ctr.logs(stdout=True, stderr=True)
-                return
-            yield from ctr.logs(stdout=True, stderr=True, stream=True, follow=True)
-        except docker.errors.NotFound:
-            return
-        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
-            raise self.unavailable(exc) from exc
 
     @translate_errors
     def events(self, labels: dict[str, str], since: datetime, until: datetime) -> list[EngineEvent]:
@@ -229,8 +157,3 @@ class DockerEngine(ContainerEngine):
                 )
             )
         return out
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None

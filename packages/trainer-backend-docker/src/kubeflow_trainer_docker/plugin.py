@@ -6,14 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 from kubeflow_trainer import Backend, BackendSpec, hookimpl
-from kubeflow_trainer.containers import CAPABILITIES as CONTAINER_CAPABILITIES
+from kubeflow_trainer_containers import CAPABILITIES as CONTAINER_CAPABILITIES
 from kubeflow_trainer_docker.config import DockerBackendConfig
 
 CAPABILITIES = CONTAINER_CAPABILITIES
 
 
 def _factory(config: DockerBackendConfig) -> Backend[Any]:
-    from kubeflow_trainer.containers import ContainerBackend
+    from kubeflow_trainer_containers import ContainerBackend
     from kubeflow_trainer_docker.engine import DockerEngine
 
     return ContainerBackend(config, DockerEngine(config))

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 from kubeflow_trainer_api import models as api
 
 from kubeflow_trainer.errors import InvalidRequestError
+from kubeflow_trainer.jobside import launcher_source
 from kubeflow_trainer.plan import JobPlan
 from kubeflow_trainer.types import (
     DATASET_PATH,
@@ -239,7 +240,7 @@ def _trainer(plan: JobPlan) -> api.TrainerV1alpha1Trainer | None:
     env = dict(plan.env)
     if isinstance(plan.trainer, CustomTrainer):
         files = {"train.py": plan.files["train.py"]}
-        files["launch.py"] = resources.files("kubeflow_trainer.containers").joinpath("launcher.py").read_text()
+        files["launch.py"] = launcher_source()
         files[RUN_TRAIN] = resources.files("kubeflow_trainer_k8s").joinpath(RUN_TRAIN).read_text()
         env[FILES_ENV] = base64.b64encode(json.dumps(files).encode()).decode()
         if plan.packages_to_install:

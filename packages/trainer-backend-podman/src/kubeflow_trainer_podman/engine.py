@@ -2,49 +2,35 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import time
-from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any, ClassVar
 
 import podman.errors
 import requests.exceptions
 from podman import PodmanClient
 
-from kubeflow_trainer.containers import ContainerEngine, ContainerInfo, ContainerSpec, EngineEvent
-from kubeflow_trainer.containers.engine import info_from_inspect, tar_files, untar_file
 from kubeflow_trainer.errors import BackendError, BackendUnavailableError
+from kubeflow_trainer_containers import ContainerInfo, ContainerSpec, EngineEvent
+from kubeflow_trainer_containers.client_engine import ClientEngine, translate_errors
+from kubeflow_trainer_containers.engine import info_from_inspect, tar_files, untar_file
 from kubeflow_trainer_podman.config import PodmanBackendConfig
 
-F = TypeVar("F", bound=Callable[..., Any])
 CPU_PERIOD = 100_000
 
 
-def translate_errors(func: F) -> F:
-    """Engine failures become the SDK's errors: unreachable -> BackendUnavailableError, else BackendError."""
-
-    @functools.wraps(func)
-    def wrapper(self: PodmanEngine, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(self, *args, **kwargs)
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-            raise self.unavailable(exc) from exc
-        except podman.errors.APIError as exc:
-            if exc.response is None:  # no HTTP answer at all: the socket is not there or refuses connections
-                raise self.unavailable(exc) from exc
-            raise BackendError(f"the Podman service refused {func.__name__}: {exc.explanation or exc}") from exc
-        except podman.errors.PodmanError as exc:
-            raise self.unavailable(exc) from exc
-
-    return wrapper  # type: ignore[return-value]
-
-
-class PodmanEngine(ContainerEngine):
+class PodmanEngine(ClientEngine):
     """podman-py against ``config.host``."""
 
     name = "podman"
+    display_name = "the Podman service"
+    unreachable_errors = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+    api_error = podman.errors.APIError
+    sdk_error = podman.errors.PodmanError
+    not_found = podman.errors.NotFound
+    remove_container_options: ClassVar[dict[str, Any]] = {"force": True, "v": False}
+    remove_network_options: ClassVar[dict[str, Any]] = {"force": True}
 
     def __init__(self, config: PodmanBackendConfig) -> None:
         self.config = config
@@ -56,6 +42,11 @@ class PodmanEngine(ContainerEngine):
             f"`podman system service --time=0 {self.config.host}`, or set CONTAINER_HOST / "
             "PodmanBackendConfig(host=...)."
         )
+
+    def refused(self, exc: Exception, operation: str) -> BackendError | BackendUnavailableError:
+        if getattr(exc, "response", None) is None:  # no HTTP answer at all: the socket is not there or refuses
+            return self.unavailable(exc)
+        return super().refused(exc, operation)
 
     @property
     def client(self) -> PodmanClient:
@@ -73,35 +64,24 @@ class PodmanEngine(ContainerEngine):
         return bool(self.client.images.exists(image))
 
     @translate_errors
-    def pull_image(self, image: str) -> None:
-        try:
-            self.client.images.pull(image)
-        except podman.errors.APIError as exc:
-            raise BackendError(str(exc.explanation or exc)) from exc
-
-    @translate_errors
     def create_network(self, name: str, labels: dict[str, str]) -> None:
         # DNS must be on for node 0 to be reachable by its container name (podman-py's default is off).
         self.client.networks.create(name, dns_enabled=True, labels=labels)
 
-    @translate_errors
-    def create_volume(self, name: str, labels: dict[str, str]) -> None:
-        self.client.volumes.create(name=name, labels=labels)
-
-    def native_request(self, spec: ContainerSpec) -> dict[str, Any]:
+    def native_request(self, spec: ContainerSpec, *, reveal_secrets: bool = False) -> dict[str, Any]:
         """The keyword arguments of podman-py's ``containers.create`` for ``spec`` (image included)."""
         kwargs: dict[str, Any] = {
             "image": spec.image,
             "name": spec.name,
             "hostname": spec.hostname,
-            "labels": spec.labels,
-            "environment": spec.env,
+            "labels": dict(spec.labels),
+            "environment": spec.environment(reveal_secrets=reveal_secrets),
             "networks": {spec.network: {}},
             "volumes": spec.mounts(),
             "working_dir": spec.working_dir,
         }
         if spec.command:
-            kwargs["command"] = spec.command
+            kwargs["command"] = list(spec.command)
         if spec.cpu:
             kwargs["cpu_period"] = CPU_PERIOD
             kwargs["cpu_quota"] = int(spec.cpu * CPU_PERIOD)
@@ -116,10 +96,13 @@ class PodmanEngine(ContainerEngine):
         return kwargs
 
     @translate_errors
-    def create_container(self, spec: ContainerSpec) -> str:
-        kwargs = self.native_request(spec)
-        container = self.client.containers.create(kwargs.pop("image"), **kwargs)
-        return str(container.id)
+    def stop_container(self, container: str, timeout: float) -> None:
+        try:
+            self.client.containers.get(container).stop(timeout=int(timeout))
+        except podman.errors.NotFound:
+            pass
+        except requests.exceptions.JSONDecodeError:
+            pass  # already stopped: the service answers 304 with no body, which podman-py 5.x parses as JSON
 
     @translate_errors
     def put_files(self, container: str, directory: str, files: dict[str, str]) -> None:
@@ -145,10 +128,6 @@ class PodmanEngine(ContainerEngine):
         return untar_file(response.content)
 
     @translate_errors
-    def start_container(self, container: str) -> None:
-        self.client.containers.get(container).start()
-
-    @translate_errors
     def list_containers(self, labels: dict[str, str]) -> list[ContainerInfo]:
         out = []
         # Label filters sent by podman-py 5.x match nothing on Podman 4.3 (podman-py #542): filter here.
@@ -163,34 +142,6 @@ class PodmanEngine(ContainerEngine):
         return out
 
     @translate_errors
-    def stop_container(self, container: str, timeout: float) -> None:
-        try:
-            self.client.containers.get(container).stop(timeout=int(timeout))
-        except podman.errors.NotFound:
-            pass
-
-    @translate_errors
-    def remove_container(self, container: str) -> None:
-        try:
-            self.client.containers.get(container).remove(force=True, v=False)
-        except podman.errors.NotFound:
-            pass
-
-    @translate_errors
-    def remove_network(self, name: str) -> None:
-        try:
-            self.client.networks.get(name).remove(force=True)
-        except podman.errors.NotFound:
-            pass
-
-    @translate_errors
-    def remove_volume(self, name: str) -> None:
-        try:
-            self.client.volumes.get(name).remove(force=True)
-        except podman.errors.NotFound:
-            pass
-
-    @translate_errors
     def list_networks(self, labels: dict[str, str]) -> list[str]:
         nets = self.client.networks.list()
         return [n.name for n in nets if all((n.attrs.get("labels") or {}).get(k) == v for k, v in labels.items())]
@@ -199,20 +150,6 @@ class PodmanEngine(ContainerEngine):
     def list_volumes(self, labels: dict[str, str]) -> list[str]:
         vols = self.client.volumes.list()
         return [v.name for v in vols if all((v.attrs.get("Labels") or {}).get(k) == v2 for k, v2 in labels.items())]
-
-    def logs(self, container: str, follow: bool) -> Iterator[bytes]:
-        try:
-            ctr = self.client.containers.get(container)
-            if not follow:
-                data = ctr.logs(stdout=True, stderr=True)
-                yield data if isinstance(data, bytes) else b"".join(data)
-                return
-            for chunk in ctr.logs(stdout=True, stderr=True, stream=True, follow=True):
-                yield chunk if isinstance(chunk, bytes) else bytes([chunk])
-        except podman.errors.NotFound:
-            return
-        except (requests.exceptions.ConnectionError, podman.errors.PodmanError) as exc:
-            raise self.unavailable(exc) from exc
 
     @translate_errors
     def events(self, labels: dict[str, str], since: datetime, until: datetime) -> list[EngineEvent]:
@@ -245,8 +182,3 @@ class PodmanEngine(ContainerEngine):
                 )
             )
         return out
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()  # type: ignore[no-untyped-call]
-            self._client = None

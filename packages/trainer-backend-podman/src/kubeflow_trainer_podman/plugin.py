@@ -6,14 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 from kubeflow_trainer import Backend, BackendSpec, hookimpl
-from kubeflow_trainer.containers import CAPABILITIES as CONTAINER_CAPABILITIES
+from kubeflow_trainer_containers import CAPABILITIES as CONTAINER_CAPABILITIES
 from kubeflow_trainer_podman.config import PodmanBackendConfig
 
 CAPABILITIES = CONTAINER_CAPABILITIES
 
 
 def _factory(config: PodmanBackendConfig) -> Backend[Any]:
-    from kubeflow_trainer.containers import ContainerBackend
+    from kubeflow_trainer_containers import ContainerBackend
     from kubeflow_trainer_podman.engine import PodmanEngine
 
     return ContainerBackend(config, PodmanEngine(config))

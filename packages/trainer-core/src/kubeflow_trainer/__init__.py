@@ -85,9 +85,9 @@ from kubeflow_trainer.types import (
 )
 
 if TYPE_CHECKING:
-    from kubeflow_trainer.containers.config import ContainerBackendConfig, TrainingRuntimeSource
     from kubeflow_trainer.tpu import get_tpu_num_nodes
     from kubeflow_trainer.trainjob_status import update_trainjob_status
+    from kubeflow_trainer_containers.config import ContainerBackendConfig, TrainingRuntimeSource
 
 __version__ = "0.1.0"
 

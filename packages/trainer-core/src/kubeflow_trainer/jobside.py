@@ -51,3 +51,10 @@ def stand_in_files(script_dir: str = "") -> dict[str, str]:
     for module in SHIPPED_MODULES:
         files[f"{prefix}{PACKAGE_DIR}/{module}"] = package.joinpath(module).read_text()
     return files
+
+
+def launcher_source() -> str:
+    """The job-side launcher (:mod:`kubeflow_trainer.launcher`, standard library only): installs
+    ``packages_to_install``, then execs the node's command. The container and Kubernetes backends ship it
+    into the job as a file."""
+    return resources.files("kubeflow_trainer").joinpath("launcher.py").read_text()

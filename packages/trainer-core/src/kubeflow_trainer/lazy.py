@@ -23,10 +23,15 @@ BACKEND_NAMES: dict[str, tuple[str, str]] = {
 }
 """Name -> (module that defines it, ``trainer-core`` extra that installs it)."""
 
+CONTAINER_NAMES: dict[str, str] = {
+    "ContainerBackendConfig": "kubeflow_trainer_containers.config",
+    "ContainerBackend": "kubeflow_trainer_containers.backend",
+    "TrainingRuntimeSource": "kubeflow_trainer_containers.config",
+}
+"""Name -> module of trainer-containers (the container backend shared by Docker and Podman, installed with
+either: ``trainer-core[docker]`` or ``trainer-core[podman]``)."""
+
 CORE_NAMES: dict[str, str] = {
-    "ContainerBackendConfig": "kubeflow_trainer.containers.config",
-    "ContainerBackend": "kubeflow_trainer.containers.backend",
-    "TrainingRuntimeSource": "kubeflow_trainer.containers.config",
     "update_trainjob_status": "kubeflow_trainer.trainjob_status",
     "get_tpu_num_nodes": "kubeflow_trainer.tpu",
 }
@@ -37,6 +42,8 @@ def resolve(module: str, name: str) -> Any:
     """The object ``name`` of the package or alias module ``module``; AttributeError when it has none."""
     if name in CORE_NAMES:
         return getattr(importlib.import_module(CORE_NAMES[name]), name)
+    if name in CONTAINER_NAMES:
+        return _container_name(name)
     if name not in BACKEND_NAMES:
         raise AttributeError(f"module {module!r} has no attribute {name!r}")
     where, extra = BACKEND_NAMES[name]
@@ -48,6 +55,22 @@ def resolve(module: str, name: str) -> Any:
         raise BackendNotInstalledError(
             f"{name} is provided by the '{extra}' backend, which is not installed. Install it with "
             f"pip install 'trainer-core[{extra}]' (or trainer-backend-{extra}); installed backends are listed by "
+            "kubeflow_trainer.available_backends()."
+        ) from exc
+    return getattr(defining, name)
+
+
+def _container_name(name: str) -> Any:
+    where = CONTAINER_NAMES[name]
+    try:
+        defining = importlib.import_module(where)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not where.startswith(exc.name):
+            raise
+        raise BackendNotInstalledError(
+            f"{name} is provided by trainer-containers, the container backend of the 'docker' and 'podman' "
+            "backends, which is not installed. Install it with pip install 'trainer-core[docker]' or "
+            "pip install 'trainer-core[podman]'; installed backends are listed by "
             "kubeflow_trainer.available_backends()."
         ) from exc
     return getattr(defining, name)

@@ -1,5 +1,16 @@
-"""Upstream's ``kubeflow.trainer.backends.container.types``: ``ContainerBackendConfig``, ``TrainingRuntimeSource``."""
+"""Upstream's ``kubeflow.trainer.backends.container.types``: ``ContainerBackendConfig``, ``TrainingRuntimeSource``,
+from trainer-containers (installed with the docker or podman backend), resolved on first use."""
 
-from kubeflow_trainer.containers.config import ContainerBackendConfig, TrainingRuntimeSource
+from __future__ import annotations
 
-__all__ = ["ContainerBackendConfig", "TrainingRuntimeSource"]
+from typing import Any
+
+__all__ = ["ContainerBackendConfig", "TrainingRuntimeSource"]  # noqa: F822 - resolved by __getattr__
+
+
+def __getattr__(name: str) -> Any:
+    from kubeflow_trainer.lazy import resolve
+
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return resolve(__name__, name)

@@ -14,9 +14,11 @@ import re
 import tarfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+
+from kubeflow_trainer_containers.request import ContainerSpec
 
 _TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$")
 
@@ -89,40 +91,6 @@ def label_filters(labels: dict[str, str]) -> dict[str, list[str]]:
 
 
 @dataclass
-class ContainerSpec:
-    """What to create for one step: the engine-neutral create request."""
-
-    name: str
-    image: str
-    command: list[str]
-    labels: dict[str, str]
-    env: dict[str, str]
-    network: str
-    hostname: str
-    volumes: dict[str, str]
-    """Volume name -> mount path."""
-    binds: dict[str, str] = field(default_factory=dict)
-    """Host path -> mount path, read-only (a local initializer source)."""
-    working_dir: str = "/workspace"
-    cpu: float | None = None
-    memory: int | None = None
-    shm_size: int | None = None
-    gpus: int | None = None
-    extended: dict[str, int] = field(default_factory=dict)
-
-    def mounts(self) -> dict[str, dict[str, str]]:
-        """Volumes (read-write) and binds (read-only) in the ``volumes=`` shape docker-py and podman-py share."""
-        return {
-            **{vol: {"bind": path, "mode": "rw"} for vol, path in self.volumes.items()},
-            **{host: {"bind": path, "mode": "ro"} for host, path in self.binds.items()},
-        }
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain dict, for dry runs."""
-        return dict(self.__dict__)
-
-
-@dataclass
 class ContainerInfo:
     """One container as the engine reports it."""
 
@@ -175,7 +143,7 @@ class ContainerEngine(abc.ABC):
 
     @abc.abstractmethod
     def create_container(self, spec: ContainerSpec) -> str:
-        """Create (not start) a container; return its id."""
+        """Create (not start) a container; return its id. Raise BackendError when the name is taken."""
 
     @abc.abstractmethod
     def put_files(self, container: str, directory: str, files: dict[str, str]) -> None:
@@ -228,9 +196,10 @@ class ContainerEngine(abc.ABC):
     def events(self, labels: dict[str, str], since: datetime, until: datetime) -> list[EngineEvent]:
         """Container events between ``since`` and ``until`` of containers carrying ``labels``."""
 
-    def native_request(self, spec: ContainerSpec) -> dict[str, Any]:
-        """The engine's own create request for ``spec`` (what dry runs show). Default: the spec itself."""
-        return spec.as_dict()
+    def native_request(self, spec: ContainerSpec, *, reveal_secrets: bool = False) -> dict[str, Any]:
+        """The engine's own create request for ``spec``: what dry runs show (credentials as placeholders) and,
+        with ``reveal_secrets``, what :meth:`create_container` sends. Default: the spec itself."""
+        return {**spec.model_dump(exclude={"secret_env"}), "env": spec.environment(reveal_secrets=reveal_secrets)}
 
     def master_address(self, container_name: str) -> str:
         """How other nodes address node 0: its container name (user-defined networks resolve it)."""

@@ -1,5 +1,5 @@
 """The shared container backend: per-job network and workspace volume, one container per node, labels as
-the job registry. Written once against :class:`~kubeflow_trainer.containers.engine.ContainerEngine`;
+the job registry. Written once against :class:`~kubeflow_trainer_containers.engine.ContainerEngine`;
 Docker and Podman supply their engine and config.
 
 :meth:`ContainerBackend.render` is the one place where a job plan becomes container create requests.
@@ -11,12 +11,11 @@ import json
 import os
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from importlib import resources
 from typing import Any
 
+from pydantic import SecretStr
+
 from kubeflow_trainer.backend import Backend
-from kubeflow_trainer.containers.config import ContainerBackendConfig
-from kubeflow_trainer.containers.engine import ContainerEngine, ContainerInfo, ContainerSpec
 from kubeflow_trainer.errors import (
     AlreadyExistsError,
     BackendError,
@@ -29,21 +28,27 @@ from kubeflow_trainer.initializers import (
     STATUS_DIR,
     InitializerStep,
     node_env,
-    plan_initializers,
     runner_source,
 )
-from kubeflow_trainer.jobside import stand_in_files
+from kubeflow_trainer.jobside import launcher_source, stand_in_files
 from kubeflow_trainer.plan import JobPlan
 from kubeflow_trainer.rendezvous import DEFAULT_MASTER_PORT
 from kubeflow_trainer.resources import parse_quantity
 from kubeflow_trainer.trainjob_status import STATUS_FILE, STATUS_FILE_ENV, trainer_status_from_json
 from kubeflow_trainer.types import Event, JobStatus, Runtime, Step, TrainerStatus, TrainJob
+from kubeflow_trainer_containers.config import ContainerBackendConfig
+from kubeflow_trainer_containers.engine import ContainerEngine, ContainerInfo
+from kubeflow_trainer_containers.request import (
+    ContainerJobRequest,
+    ContainerSpec,
+    NetworkSpec,
+    VolumeSpec,
+)
 
 WORKSPACE = "/workspace"
 LAUNCHER = ".kft/launch.py"
 CACHE_MOUNT = "/kft-cache"
 SOURCE_MOUNT = "/kft-source"
-SECRET_PLACEHOLDER = "<secret>"
 GATE_EXIT = 78
 """Exit code of a node whose trainer was not started because an initializer failed."""
 GATE = (
@@ -70,8 +75,10 @@ def _status(info: ContainerInfo) -> JobStatus:
     return JobStatus.FAILED if info.state == "removing" else JobStatus.CREATED
 
 
-class ContainerBackend(Backend[Any]):  # request model: issue 13 (typed requests)
+class ContainerBackend(Backend[ContainerJobRequest]):
     """Runs each node of a job in its own container on one engine."""
+
+    request_model = ContainerJobRequest
 
     status_poll_interval = 0.25
     engine_name = "container"
@@ -96,8 +103,9 @@ class ContainerBackend(Backend[Any]):  # request model: issue 13 (typed requests
         return f"{self.config.network_prefix}{name}"
 
     # Translation: plan -> native request ---------------------------------------------------------------
-    def render(self, plan: JobPlan) -> dict[str, Any]:
-        """The engine requests for ``plan``: network, volume, files, one container per node. No side effects."""
+    def render(self, plan: JobPlan) -> ContainerJobRequest:
+        """The engine requests for ``plan``: network, volume, files, one container per node. Pure: it calls
+        the engine for nothing, and the same plan gives the same request."""
         image = self._image(plan)
         labels = {**plan.labels, **self._job_labels(plan.name)}
         meta = {
@@ -105,9 +113,8 @@ class ContainerBackend(Backend[Any]):  # request model: issue 13 (typed requests
             "num_nodes": plan.num_nodes,
             "procs_per_node": plan.procs_per_node,
             "gpus": plan.resources.gpu or 0,
-            "labels": plan.labels,
-            "annotations": plan.annotations,
-            "created": datetime.now(timezone.utc).isoformat(),
+            "labels": dict(plan.labels),
+            "annotations": dict(plan.annotations),
         }
         labels[self._label("job-meta")] = json.dumps(meta, sort_keys=True)
         resource = self._resource_name(plan.name)
@@ -117,7 +124,7 @@ class ContainerBackend(Backend[Any]):  # request model: issue 13 (typed requests
             files.update(stand_in_files(os.path.dirname(plan.script)))
         launcher = plan.trainer_kind == "custom" and bool(plan.packages_to_install)
         if launcher:  # installs packages_to_install, then execs torchrun; skipped (one interpreter less) otherwise
-            files[LAUNCHER] = resources.files("kubeflow_trainer.containers").joinpath("launcher.py").read_text()
+            files[LAUNCHER] = launcher_source()
         shm = int(parse_quantity(self.config.shm_size, "shm_size"))
         if plan.resources.memory:
             shm = min(shm, plan.resources.memory // 2)
@@ -126,7 +133,7 @@ class ContainerBackend(Backend[Any]):  # request model: issue 13 (typed requests
             pip_args = ["--index-url", plan.pip_index_urls[0]]
             for url in plan.pip_index_urls[1:]:
                 pip_args += ["--extra-index-url", url]
-        init_steps = plan_initializers(plan.initializer)
+        init_steps = plan.initializer_steps
         containers = [self._initializer_container(plan, init, image, labels, pip_args, files) for init in init_steps]
         if init_steps:
             files[RUNNER_FILE] = runner_source()
@@ -146,7 +153,7 @@ class ContainerBackend(Backend[Any]):  # request model: issue 13 (typed requests
             else:
                 command = [*(plan.container_command or []), *(plan.container_args or [])]
             if init_steps:
-                env.update(node_env(init_steps, WORKSPACE))
+                env.update(node_env(list(init_steps), WORKSPACE))
                 env["KFT_WAIT_FOR"] = " ".join(i.step for i in init_steps)
                 command = ["/bin/sh", "-c", GATE, "kft-gate", *command]
             container_name = f"{plan.name}-{step.name}"
@@ -165,23 +172,24 @@ class ContainerBackend(Backend[Any]):  # request model: issue 13 (typed requests
                     shm_size=shm,
                     gpus=plan.resources.gpu,
                     extended=dict(plan.resources.extended),
-                ).as_dict()
+                )
             )
-        return {
-            "engine": self.engine.name,
-            "image": image,
-            "pull_policy": self.config.pull_policy,
-            "network": {"name": resource, "labels": self._job_labels(plan.name)},
-            "volume": {"name": resource, "labels": self._job_labels(plan.name)},
-            "files": files,
-            "cache_volumes": [
-                {"name": self._cache_volume(i.cache), "labels": self._cache_labels(i.cache)}
+        return ContainerJobRequest(
+            name=plan.name,
+            engine=self.engine.name,
+            image=image,
+            pull_policy=self.config.pull_policy,
+            network=NetworkSpec(name=resource, labels=self._job_labels(plan.name)),
+            volume=VolumeSpec(name=resource, labels=self._job_labels(plan.name)),
+            files=files,
+            cache_volumes=[
+                VolumeSpec(name=self._cache_volume(i.cache), labels=self._cache_labels(i.cache))
                 for i in init_steps
                 if i.cache
             ],
-            "containers": containers,
-            "engine_requests": [self.engine.native_request(ContainerSpec(**c)) for c in containers],
-        }
+            containers=containers,
+            engine_requests=[self.engine.native_request(c) for c in containers],
+        )
 
     def _cache_volume(self, cache: str) -> str:
         return f"{self.config.cache_prefix}{cache}"
@@ -197,11 +205,11 @@ class ContainerBackend(Backend[Any]):  # request model: issue 13 (typed requests
         labels: dict[str, str],
         pip_args: list[str],
         files: dict[str, str],
-    ) -> dict[str, Any]:
+    ) -> ContainerSpec:
         """The container of one initializer step; its spec file is added to ``files``."""
         resource = self._resource_name(plan.name)
         volumes = {resource: WORKSPACE}
-        binds = {}
+        binds: dict[str, str] = {}
         source_path = None
         if init.local_path is not None:
             source_path = f"{SOURCE_MOUNT}/{os.path.basename(init.local_path.rstrip('/')) or 'root'}"
@@ -226,18 +234,16 @@ class ContainerBackend(Backend[Any]):  # request model: issue 13 (typed requests
             image=step_image or self.config.initializer_image or image,
             command=["python3", f"{WORKSPACE}/{RUNNER_FILE}", f"{WORKSPACE}/{spec_file}"],
             labels={**labels, self._label("step"): init.step},
-            env={"PYTHONUNBUFFERED": "1", **dict.fromkeys(init.secrets, SECRET_PLACEHOLDER)},
+            env={"PYTHONUNBUFFERED": "1"},
+            secret_env={key: SecretStr(value) for key, value in init.secrets.items()},
             network=resource,
             hostname=name,
             volumes=volumes,
             binds=binds,
-        ).as_dict()
+        )
 
     def _image(self, plan: JobPlan) -> str:
-        image = None
-        if plan.trainer is not None and getattr(plan.trainer, "image", None):
-            image = plan.trainer.image  # type: ignore[union-attr]
-        image = image or self.config.image or plan.runtime.trainer.image
+        image = plan.trainer_image or self.config.image or plan.runtime.trainer.image
         if not image:
             raise InvalidRequestError(
                 f"no image for job {plan.name}: set CustomTrainer(image=...) or the backend config's image"
@@ -245,41 +251,41 @@ class ContainerBackend(Backend[Any]):  # request model: issue 13 (typed requests
         return str(image)
 
     # Creating jobs ----------------------------------------------------------------------------------
-    def submit(self, plan: JobPlan) -> None:
-        request = self.render(plan)
+    def submit(self, request: ContainerJobRequest) -> None:
+        """Create exactly ``request``: image check, volume, network, cache volumes, containers, files, start.
+
+        Raises AlreadyExistsError when the engine has a job of that name; on any failure removes what it
+        created (cache volumes that existed before are kept)."""
         self.engine.ping()
-        name = plan.name
+        name = request.name
         if self.engine.list_containers({self._label("trainjob-name"): name}) or self.engine.list_networks(
             {self._label("trainjob-name"): name}
         ):
             raise AlreadyExistsError(name, self.name)
-        self._ensure_image(request["image"])
+        self._ensure_image(request.image)
         created: list[str] = []
         new_caches: list[str] = []
         network = volume = False
         try:
-            self.engine.create_volume(request["volume"]["name"], request["volume"]["labels"])
+            self.engine.create_volume(request.volume.name, dict(request.volume.labels))
             volume = True
-            self.engine.create_network(request["network"]["name"], request["network"]["labels"])
+            self.engine.create_network(request.network.name, dict(request.network.labels))
             network = True
-            for cache in request["cache_volumes"]:
-                if self._ensure_cache_volume(cache["name"], cache["labels"]):
-                    new_caches.append(cache["name"])
-            secrets = {init.step: init.secrets for init in plan_initializers(plan.initializer)}
-            for spec in request["containers"]:
-                step = spec["labels"][self._label("step")]
-                spec["env"].update(secrets.get(step, {}))  # the rendered request shows placeholders only
-                created.append(self.engine.create_container(ContainerSpec(**spec)))
-            self.engine.put_files(created[0], WORKSPACE, request["files"])
+            for cache in request.cache_volumes:
+                if self._ensure_cache_volume(cache.name, dict(cache.labels)):
+                    new_caches.append(cache.name)
+            for spec in request.containers:
+                created.append(self.engine.create_container(spec))
+            self.engine.put_files(created[0], WORKSPACE, dict(request.files))
             for container in created:
                 self.engine.start_container(container)
         except BaseException:
             for container in created:
                 self._quietly(self.engine.remove_container, container)
             if network:
-                self._quietly(self.engine.remove_network, request["network"]["name"])
+                self._quietly(self.engine.remove_network, request.network.name)
             if volume:
-                self._quietly(self.engine.remove_volume, request["volume"]["name"])
+                self._quietly(self.engine.remove_volume, request.volume.name)
             for cache_volume in new_caches:  # still empty: nothing ran
                 self._quietly(self.engine.remove_volume, cache_volume)
             raise
@@ -351,14 +357,14 @@ class ContainerBackend(Backend[Any]):  # request model: issue 13 (typed requests
         # The root cause: a failed initializer (nodes gated on it exit at about the same time), else the
         # node that failed first.
         for info in sorted(containers, key=lambda c: (self._is_node(c), c.finished_at or never)):
-            if _status(info) == "Failed" and info.exit_code != GATE_EXIT and first_failure is None:
+            if _status(info) == JobStatus.FAILED and info.exit_code != GATE_EXIT and first_failure is None:
                 first_failure = info
         failed_step = first_failure.labels.get(self._label("step")) if first_failure is not None else None
         for info in containers:
             status = _status(info)
             statuses.append(status)
             message = None
-            if status == "Failed":
+            if status == JobStatus.FAILED:
                 message = f"exited with code {info.exit_code}"
                 if first_failure is not None and first_failure is not info:
                     message = f"stopped because {failed_step} failed"
@@ -384,28 +390,28 @@ class ContainerBackend(Backend[Any]):  # request model: issue 13 (typed requests
             # Only nodes that saw an initializer's .failed file have exited; the initializer's own exit is a
             # moment behind (Podman reports it later): the job is still Running until it does.
             status = JobStatus.RUNNING
+        elif nodes < expected:  # before the nodes' own failures: the others are stopped because of it
+            status = JobStatus.FAILED
+            job_message = f"{expected - nodes} node container(s) of the job were removed"
         elif JobStatus.FAILED in statuses:
             status = JobStatus.FAILED
             assert first_failure is not None
             job_message = f"{failed_step} exited with code {first_failure.exit_code}"
             if not self._is_node(first_failure):
                 job_message = f"{failed_step} failed: " + (steps[containers.index(first_failure)].message or "")
-        elif nodes < expected:
-            status = JobStatus.FAILED
-            job_message = f"{expected - nodes} node container(s) of the job were removed"
         elif all(s == JobStatus.COMPLETE for s in statuses):
             status = JobStatus.COMPLETE
         elif JobStatus.RUNNING in statuses:
             status = JobStatus.RUNNING
         else:
             status = JobStatus.CREATED
-        created = meta.get("created")
+        created = meta.get("created")  # jobs created before the request was typed recorded it in the label
         return TrainJob(
             name=name,
             runtime=Runtime.model_validate(meta["runtime"]) if "runtime" in meta else None,
             steps=steps,
             num_nodes=expected,
-            creation_timestamp=datetime.fromisoformat(created) if created else containers[0].created,
+            creation_timestamp=datetime.fromisoformat(created) if created else min(c.created for c in containers),
             status=status,
             message=job_message,
             backend=self.name,
@@ -427,7 +433,7 @@ class ContainerBackend(Backend[Any]):  # request model: issue 13 (typed requests
 
     def _reconcile(self, job: TrainJob, containers: list[ContainerInfo]) -> None:
         """A failed node fails the job: stop the nodes still running."""
-        if job.status != "Failed":
+        if job.status != JobStatus.FAILED:
             return
         for info in containers:
             if info.state in ("running", "restarting", "paused", "created"):
@@ -436,7 +442,7 @@ class ContainerBackend(Backend[Any]):  # request model: issue 13 (typed requests
     def get_job(self, name: str) -> TrainJob:
         containers = self._containers(name)
         job = self._job(name, containers)
-        if job.status == "Failed" and any(c.state in ("running", "created") for c in containers):
+        if job.status == JobStatus.FAILED and any(c.state in ("running", "created") for c in containers):
             self._reconcile(job, containers)
             containers = self._containers(name)
             job = self._job(name, containers)

@@ -1,13 +1,16 @@
-"""The engine-neutral container backend shared by the Docker and Podman distributions.
+"""The engine-neutral container backend shared by the Docker and Podman distributions (``trainer-containers``).
 
 Imports no container SDK: each engine distribution implements
-:class:`~kubeflow_trainer.containers.engine.ContainerEngine` with its own client.
+:class:`~kubeflow_trainer_containers.engine.ContainerEngine` with its own client
+(:class:`~kubeflow_trainer_containers.client_engine.ClientEngine` holds what docker-py and podman-py share).
+:class:`~kubeflow_trainer_containers.fake.FakeEngine` is an in-memory engine for tests.
 """
 
 from kubeflow_trainer.capabilities import Capability
-from kubeflow_trainer.containers.backend import ContainerBackend
-from kubeflow_trainer.containers.config import ContainerBackendConfig, TrainingRuntimeSource
-from kubeflow_trainer.containers.engine import ContainerEngine, ContainerInfo, ContainerSpec, EngineEvent
+from kubeflow_trainer_containers.backend import ContainerBackend
+from kubeflow_trainer_containers.config import ContainerBackendConfig, TrainingRuntimeSource
+from kubeflow_trainer_containers.engine import ContainerEngine, ContainerInfo, EngineEvent
+from kubeflow_trainer_containers.request import ContainerJobRequest, ContainerSpec
 
 CAPABILITIES = frozenset(
     {
@@ -34,6 +37,7 @@ __all__ = [
     "ContainerBackendConfig",
     "ContainerEngine",
     "ContainerInfo",
+    "ContainerJobRequest",
     "ContainerSpec",
     "EngineEvent",
     "TrainingRuntimeSource",
