@@ -64,7 +64,7 @@ path="$path:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Tools a new machine does not have must not be reachable.
 masked=()
-for tool in uv nox ruff mypy kubectl kwok etcd; do
+for tool in uv nox ruff mypy kwok etcd; do  # (kubectl: a new machine has a gcloud one in /usr/bin)
   if PATH=$path command -v "$tool" >/dev/null 2>&1; then masked+=("$tool=$(PATH=$path command -v "$tool")"); fi
 done
 if [ ${#masked[@]} -gt 0 ]; then
