@@ -20,9 +20,11 @@ import psutil
 import pytest
 
 from kubeflow_trainer import (
+    BackendError,
     CustomTrainer,
     HuggingFaceModelInitializer,
     Initializer,
+    InvalidRequestError,
     Name,
     TrainerClient,
 )
@@ -212,3 +214,42 @@ def test_initializer_secret_reaches_only_its_step(client, local_config, monkeypa
                     assert token.encode() not in fh.read(), os.path.join(root, file)
     finally:
         client.delete_job(name)
+
+
+def test_request_file_round_trips_without_the_secrets(client):
+    initializer = Initializer(model=HuggingFaceModelInitializer(storage_uri="hf://org/tiny", access_token="hf_x1"))
+    dry = client.dry_run(trainer=CustomTrainer(func=jobs.echo_arg, func_args={"text": "x"}), initializer=initializer)
+    request = dry.request
+    text = request.to_file_json()
+    assert "hf_x1" not in text and "secrets" not in text
+    loaded = LocalJobRequest.from_file_json(text)
+    assert loaded.initializers[0].secrets == {}
+    assert loaded == request.model_copy(
+        update={"initializers": [i.model_copy(update={"secrets": {}}) for i in request.initializers]}
+    )
+    assert request.secret_environment() == {secret_var("model-initializer", "KFT_INIT_HF_TOKEN"): "hf_x1"}
+    assert loaded.secret_environment() == {}
+
+
+def test_a_record_this_version_cannot_read_is_named_and_deletable(client, local_config):
+    """A job directory written by an older version (string-keyed request.json): list_jobs goes on, get_job
+    says what is wrong and how to fix it, delete_job removes it."""
+    record = JobRecord(local_config.state_dir, "old-job")
+    os.makedirs(record.dir)
+    with open(record.request_path, "w", encoding="utf-8") as fh:
+        fh.write('{"name": "old-job", "uid": "abc", "nodes": [{"step": "node-0"}]}')
+    record.write_state({"created": "2026-01-01T00:00:00+00:00", "status": "Complete", "nodes": {}})
+    assert client.list_jobs() == []
+    with pytest.raises(BackendError, match=r"older version.*delete_job\('old-job'\)"):
+        client.get_job("old-job")
+    client.delete_job("old-job")
+    assert not os.path.exists(record.dir)
+
+
+def test_submit_refuses_a_request_rendered_for_another_state_dir(client, local_config, tmp_path):
+    other = TrainerClient(local_config.model_copy(update={"state_dir": str(tmp_path / "other")}))
+    request = other.dry_run(trainer=CustomTrainer(func=jobs.echo_arg, func_args={"text": "x"})).request
+    with pytest.raises(InvalidRequestError, match="not where this backend keeps"):
+        client.backend.submit(request)
+    assert not os.path.exists(os.path.join(local_config.state_dir, "jobs", request.name))
+    assert not os.path.exists(request.layout.job_dir)
