@@ -9,6 +9,7 @@ redacted, the request file does not hold them at all, the step's process has the
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -229,6 +230,8 @@ def test_request_file_round_trips_without_the_secrets(client):
     )
     assert request.secret_environment() == {secret_var("model-initializer", "KFT_INIT_HF_TOKEN"): "hf_x1"}
     assert loaded.secret_environment() == {}
+    (step,) = request.initializers
+    assert json.loads(request.files[step.spec_file])["timeout"] == step.timeout_seconds
 
 
 def test_a_record_this_version_cannot_read_is_named_and_deletable(client, local_config):

@@ -180,6 +180,7 @@ class LocalProcessBackend(Backend[LocalJobRequest]):
                     cache=init.cache,
                     environment=init_env,
                     spec_file=spec_file,
+                    timeout_seconds=self.config.initializer_timeout,
                     secrets={var: SecretStr(value) for var, value in init.secrets.items()},
                 )
             )

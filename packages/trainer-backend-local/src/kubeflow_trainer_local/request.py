@@ -82,6 +82,8 @@ class InitializerProcess(Process):
     environment: Environment
     spec_file: str
     """Workspace-relative path of the runner's input (one of :attr:`LocalJobRequest.files`)."""
+    timeout_seconds: float | None = None
+    """The step fails when it takes longer (the runner enforces it; its input states the same value)."""
     secrets: dict[str, SecretStr] = Field(default_factory=dict)
     """Credentials as environment variables of the step; never written to the request file."""
 
