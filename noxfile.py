@@ -119,6 +119,7 @@ def k8s_kubelet(session: nox.Session) -> None:
     """The Kubernetes backend on a real kubelet (scripts/k8s/node-*.sh: built, started, stopped here; needs root
     and the torch test image in Docker): the kit with no execution xfails, multi-node rendezvous, log follow."""
     install(session, "-e", f"{CORE}[testing]", "-e", str(K8S))
+    install(session, *INITIALIZER_TEST_DEPS)  # moto's S3 server for the Trainer's initializer images
     pytest(session, "--kubelet-tier", str(K8S / "tests" / "kubelet"))
 
 

@@ -7,13 +7,17 @@
 # not built. Idempotent: what is in the cache is skipped.
 #
 #   scripts/k8s/node-build.sh [component...]   components: plane kubelet cni coredns pause containerd
-#                                                (no argument = all). Prints the bin dir at the end.
+#                                                initializers (no argument = all). Prints the bin dir at the end.
+# initializers: the Trainer's dataset and model initializer images, built into Docker from the Python
+# initializers in the github.com/kubeflow/trainer/v2 module source (pkg/initializers; uv.lock's versions
+# from PyPI) on the slim test image (scripts/containers/build-test-image.sh), under the names the runtimes
+# use (ghcr.io/kubeflow/trainer/{dataset,model}-initializer:v<trainer>); node-up.sh imports them.
 # Exit status: 0 if every requested component is present, 1 otherwise (failures are
 # listed in $NODE_HOME/build-status).
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
 
-ALL="plane containerd kubelet cni coredns pause"
+ALL="plane containerd kubelet cni coredns pause initializers"
 JOBS=${KFT_K8S_BUILD_JOBS:-2}
 LDS='-s -w'
 FAILED=0
@@ -150,6 +154,47 @@ EOF
   mv "$tar.tmp" "$tar"
 }
 
+# ---------------------------------------------------------------- Trainer initializer images (Docker)
+SLIM_IMAGE=${KFT_SLIM_IMAGE:-localhost/kubeflow-trainer-test/python:slim}
+INIT_LABEL=org.kubeflow.trainer-test.key
+initializer_image() { echo "ghcr.io/kubeflow/trainer/$1-initializer:v$TRAINER_VERSION"; }
+initializers_key() {  # what the images are made of: this script, the module version, the base image id
+  { sha256sum "$0" | cut -c1-64; echo "$TRAINER_VERSION"; docker image inspect -f '{{.Id}}' "$SLIM_IMAGE" 2>/dev/null; } | sha256sum | cut -c1-16
+}
+initializers_built() {
+  local key kind; key=$(initializers_key)
+  for kind in dataset model; do
+    [ "$(docker image inspect -f "{{index .Config.Labels \"$INIT_LABEL\"}}" "$(initializer_image $kind)" 2>/dev/null)" = "$key" ] || return 1
+  done
+}
+build_initializers() {
+  docker info >/dev/null 2>&1 || { echo "error: the Docker engine does not answer (scripts/containers/setup-engines.sh docker)"; return 1; }
+  docker image inspect "$SLIM_IMAGE" >/dev/null 2>&1 || { echo "error: no $SLIM_IMAGE in Docker: run scripts/containers/build-test-image.sh docker"; return 1; }
+  local src key kind ctx
+  src=$(cd "$K8S_WORK" && go mod download -json "github.com/kubeflow/trainer/v2@v$TRAINER_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  [ -n "$src" ] && [ -d "$src/pkg/initializers" ] || { echo "error: no pkg/initializers in the trainer module ($src)"; return 1; }
+  key=$(initializers_key)
+  for kind in dataset model; do
+    ctx="$K8S_WORK/initializer-$kind"; rm -rf "$ctx"; mkdir -p "$ctx/pkg"
+    cp -r "$src/pkg/initializers" "$ctx/pkg/" && chmod -R u+w "$ctx"
+    find "$ctx/pkg" -name '*_test.py' -delete
+    python3 -c '
+import sys, tomllib
+for p in tomllib.load(open(sys.argv[1], "rb"))["package"]:
+    if "registry" in p.get("source", {}):
+        print(p["name"] + "==" + p["version"])
+' "$src/cmd/initializers/$kind/uv.lock" > "$ctx/requirements.txt"
+    printf '%s\n' \
+      "# The Trainer's $kind initializer (github.com/kubeflow/trainer/v2@v$TRAINER_VERSION cmd/initializers/$kind):" \
+      "# its Python package and uv.lock's versions, on the local slim test image (upstream: python:3.14-slim-bookworm)." \
+      "FROM $SLIM_IMAGE" "WORKDIR /app" "COPY requirements.txt ." \
+      "RUN python3 -m pip install --no-cache-dir --disable-pip-version-check -r requirements.txt" \
+      "COPY pkg pkg" "LABEL $INIT_LABEL=$key" \
+      "ENTRYPOINT [\"python3\", \"-m\", \"pkg.initializers.$kind\"]" > "$ctx/Dockerfile"
+    docker build -q -t "$(initializer_image $kind)" "$ctx"
+  done
+}
+
 # ---------------------------------------------------------------- containerd (Debian's package, checked)
 check_containerd() {
   local have
@@ -184,6 +229,7 @@ main() {
       cni) [ -x "$NODE_BIN/cni/bridge" ] || run_step cni build_cni ;;
       coredns) [ -x "$NODE_BIN/coredns" ] || run_step coredns build_coredns ;;
       pause) [ -s "$NODE_HOME/pause-image.tar" ] || run_step pause build_pause ;;
+      initializers) initializers_built || run_step initializers build_initializers ;;
       *) k8s_log "unknown component $c"; FAILED=$((FAILED + 1)) ;;
     esac
   done

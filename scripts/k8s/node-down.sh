@@ -52,6 +52,17 @@ if api_up; then
 fi
 stop coredns
 stop kcm-endpointslice
+# Processes of this run whose pid files are gone (a killed session whose run dir was deleted): by identity.
+for d in /proc/[0-9]*; do
+  x=$(readlink "$d/exe" 2>/dev/null) || continue
+  cmd=$(tr '\0' ' ' < "$d/cmdline" 2>/dev/null)
+  case $x in
+    "$NODE_BIN"/kubelet|"$NODE_BIN"/coredns) case $cmd in *"$NR/"*) ;; *) continue ;; esac ;;
+    */kube-controller-manager) case $cmd in *endpointslice-controller*"$KC"*|*"$KC"*endpointslice-controller*) ;; *) continue ;; esac ;;
+    *) continue ;;
+  esac
+  kill -KILL "${d#/proc/}" 2>/dev/null && k8s_log "killed leftover $(basename "$x") (${d#/proc/})"
+done
 
 # 2. Containers left in our containerd, then containerd itself.
 if pid_of containerd >/dev/null; then
@@ -61,6 +72,10 @@ if pid_of containerd >/dev/null; then
   done
 fi
 stop containerd
+for d in /proc/[0-9]*; do   # our containerd without its pid file
+  [ "$(basename "$(readlink "$d/exe" 2>/dev/null)")" = containerd ] || continue
+  case $(tr '\0' ' ' < "$d/cmdline" 2>/dev/null) in *"$NR/containerd.toml"*) kill -KILL "${d#/proc/}" 2>/dev/null; sleep 0.3 ;; esac
+done
 
 # 3. Processes still in the pods' cgroups (e.g. shims of a killed containerd), then the cgroups.
 for d in /sys/fs/cgroup/*/kubepods; do
@@ -121,6 +136,8 @@ if [ -f "$BEFORE" ]; then
     k8s_log "host changes survived node-down.sh:"; grep '^[-+][^-+]' "$NR/host-diff.txt" >&2; RC=1
   else
     k8s_log "host state restored (same as before node-up.sh)"
+    ACTIVE="$NODE_HOME/active"
+    [ "$(cat "$ACTIVE/run-dir" 2>/dev/null)" = "$RUN_DIR" ] && rm -rf "$ACTIVE"
   fi
 fi
 if [ "${KFT_K8S_KEEP_RUN_DIR:-0}" = 1 ] || [ $RC != 0 ]; then

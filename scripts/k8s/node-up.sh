@@ -14,7 +14,8 @@
 # and in status.json). Run as root (bridge, iptables, cgroups).
 #
 # Knobs: KFT_K8S_NODE_IMAGES   Docker images to import
-#                              [localhost/kubeflow-trainer-test/torch:cpu localhost/kubeflow-trainer-test/python:slim]
+#                              [localhost/kubeflow-trainer-test/torch:cpu localhost/kubeflow-trainer-test/python:slim
+#                               and the Trainer's initializer images node-build.sh built, under the runtimes' names]
 #        KFT_K8S_NODE_BACKOFF_LIMIT [0]  backoffLimit set on the torch-distributed runtime's Job ("default":
 #                              leave upstream's, i.e. Kubernetes' 6 retries with back-off)
 #        KFT_K8S_NODE_RESTART_POLICY [Never]  restartPolicy of that runtime's node pods ("default": leave it
@@ -32,7 +33,8 @@ P_KUBELET=${KFT_K8S_PORT_KUBELET:-10350}
 P_KUBELET_HZ=${KFT_K8S_PORT_KUBELET_HEALTH:-10348}
 P_EPS=${KFT_K8S_PORT_EPS_KCM:-10358}
 P_DNS_READY=${KFT_K8S_PORT_COREDNS_READY:-18181}
-IMAGES=${KFT_K8S_NODE_IMAGES:-localhost/kubeflow-trainer-test/torch:cpu localhost/kubeflow-trainer-test/python:slim}
+INIT_IMAGES="ghcr.io/kubeflow/trainer/dataset-initializer:v$TRAINER_VERSION ghcr.io/kubeflow/trainer/model-initializer:v$TRAINER_VERSION"
+IMAGES=${KFT_K8S_NODE_IMAGES:-localhost/kubeflow-trainer-test/torch:cpu localhost/kubeflow-trainer-test/python:slim $INIT_IMAGES}
 TORCH_IMAGE=localhost/kubeflow-trainer-test/torch:cpu
 WAIT=${KFT_K8S_WAIT:-120}
 
@@ -91,6 +93,24 @@ if [ -f "$NR/status.json" ] && python3 -c 'import json,sys; sys.exit(0 if json.l
    && alive kubelet && alive containerd; then
   k8s_log "node $NODE_NAME already up in $NR"; exit 0
 fi
+# A node tier of an earlier run in another run dir (a killed session: its bridge, containerd, kubelet may be
+# left): clean it with node-down.sh on that run dir, unless its control plane still runs.
+ACTIVE="$NODE_HOME/active"   # RUN_DIR of the node tier that changed the host, and its host-before.txt
+if [ -f "$ACTIVE/run-dir" ] && [ "$(cat "$ACTIVE/run-dir")" != "$RUN_DIR" ]; then
+  OLD=$(cat "$ACTIVE/run-dir")
+  old_pid=$(cat "$OLD/pids/kube-apiserver.pid" 2>/dev/null)
+  if [ -n "$old_pid" ] && [ -d "/proc/$old_pid" ] && [ -f "$OLD/node/status.json" ]; then
+    echo "a node tier of another control plane is running (KFT_K8S_RUN_DIR=$OLD): stop it first with KFT_K8S_RUN_DIR=$OLD scripts/k8s/node-down.sh" >&2
+    exit 1
+  fi
+  k8s_log "stale node tier of an earlier run in $OLD: running node-down.sh on it first"
+  if [ ! -f "$OLD/node/.kft-k8s-node" ]; then   # its run dir is gone: node-down.sh works from the copy kept here
+    mkdir -p "$OLD/node" && touch "$OLD/node/.kft-k8s-node" && cp "$ACTIVE/host-before.txt" "$OLD/node/host-before.txt"
+  fi
+  KFT_K8S_RUN_DIR=$OLD bash "$K8S_SCRIPTS_DIR/node-down.sh" >&2 \
+    || { echo "node-down.sh could not restore the host after the earlier run in $OLD: see $OLD/node/host-diff.txt" >&2; exit 1; }
+  rmdir "$OLD" 2>/dev/null   # only if node-down.sh left it empty (a run dir that was already gone)
+fi
 if [ -e "$NR" ]; then
   k8s_log "stale node dir $NR: running node-down.sh first"
   KFT_K8S_NODE_LOCK_HELD=1 bash "$K8S_SCRIPTS_DIR/node-down.sh" >&2 \
@@ -100,6 +120,9 @@ mkdir -p "$NR"/{logs,pids,etc,cni/net.d,cni/ipam,kubelet,pki,pod-logs,containerd
 touch "$NR/.kft-k8s-node"
 # What the host looks like before we touch it: node-down.sh restores this.
 bash "$K8S_SCRIPTS_DIR/node-host-state.sh" > "$NR/host-before.txt"
+# ... and, outside the run dir (a test's temp dir may be deleted), which run changes the host: the next
+# node-up.sh cleans it if this run is killed before node-down.sh.
+mkdir -p "$ACTIVE" && cp "$NR/host-before.txt" "$ACTIVE/host-before.txt" && echo "$RUN_DIR" > "$ACTIVE/run-dir"
 write_status false "starting"
 
 # ------------------------------------------------------------------ preconditions (clear reasons)
@@ -129,11 +152,13 @@ NODE_IP=${KFT_K8S_NODE_IP:-$(ip -4 route get 192.0.2.254 2>/dev/null | sed -n 's
 for hp in "$NODE_IP:$P_KUBELET" "127.0.0.1:$P_KUBELET_HZ" "127.0.0.1:$P_EPS" "127.0.0.1:$P_DNS_READY"; do
   port_busy "${hp%:*}" "${hp#*:}" && fail "port $hp is already in use (another node tier? set KFT_K8S_PORT_*)"
 done
-ip -o link show "$BRIDGE" >/dev/null 2>&1 && fail "network interface $BRIDGE already exists (another node tier? set KFT_K8S_NODE_BRIDGE)"
+ip -o link show "$BRIDGE" >/dev/null 2>&1 && fail "network interface $BRIDGE already exists and no earlier run of the node tier is recorded in $ACTIVE (not ours? delete it with: ip link del $BRIDGE, or set KFT_K8S_NODE_BRIDGE)"
 
 # ------------------------------------------------------------------ network: bridge, FORWARD rule, CNI config
 ip link add "$BRIDGE" type bridge || fail "could not create bridge $BRIDGE"
 ip addr add "$GW/24" dev "$BRIDGE" && ip link set "$BRIDGE" up || fail "could not configure bridge $BRIDGE"
+# Pods get one route besides their subnet: to this machine's node address (NODE_IP/32 via the bridge), so that
+# they reach the tests' servers there, as containers do; still no route out.
 # Docker sets the FORWARD policy to DROP and bridged traffic passes iptables here.
 iptables -I FORWARD 1 -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT -m comment --comment kft-node-tier \
   || fail "could not add the iptables FORWARD rule for $BRIDGE"
@@ -144,7 +169,8 @@ cat > "$NR/cni/net.d/10-kft.conflist" <<EOF
   "plugins": [{
     "type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
     "ipam": {"type": "host-local", "dataDir": "$NR/cni/ipam",
-             "ranges": [[{"subnet": "$SUBNET.0/24", "rangeStart": "$SUBNET.10", "rangeEnd": "$SUBNET.250", "gateway": "$GW"}]]}
+             "ranges": [[{"subnet": "$SUBNET.0/24", "rangeStart": "$SUBNET.10", "rangeEnd": "$SUBNET.250", "gateway": "$GW"}]],
+             "routes": [{"dst": "$NODE_IP/32", "gw": "$GW"}]}
   }]
 }
 EOF
@@ -207,7 +233,10 @@ for ref in $IMAGES; do
   import_docker "$ref"; rc=$?
   case $rc in
     0) IMPORTED+=" $ref" ;;
-    1) fail "Docker has no image $ref: run scripts/containers/build-test-image.sh all (with the Docker engine up)" ;;
+    1) case " $INIT_IMAGES " in
+         *" $ref "*) fail "Docker has no image $ref: run scripts/k8s/node-build.sh initializers" ;;
+         *) fail "Docker has no image $ref: run scripts/containers/build-test-image.sh all (with the Docker engine up)" ;;
+       esac ;;
     *) fail "importing $ref into containerd failed: $(tail -n2 "$NR/logs/import.log" | tr '\n' ' ')" ;;
   esac
 done

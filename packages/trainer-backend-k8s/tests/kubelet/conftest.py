@@ -69,6 +69,8 @@ def plane(plane_env: dict[str, str]) -> Iterator[dict[str, Any]]:
             pytest.fail(f"the real node did not start: {node.get('reason')}\n{node_up.stderr[-3000:]}", pytrace=False)
         status = json.loads(status_file.read_text())
         status["node"] = node
+        # What node-up.sh recorded, after cleaning a stale node tier of an earlier (killed) session if any.
+        before = (run_dir / "node" / "host-before.txt").read_text().splitlines()
         status["host_before"] = before
         yield status
     finally:

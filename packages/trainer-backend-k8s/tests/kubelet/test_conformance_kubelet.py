@@ -20,8 +20,10 @@ class TestKubernetesKubeletConformance(BackendConformance):
     job_timeout = 180
     xfail = {
         "test_initializers_fill_the_workspace": (
-            "the kit's initializers copy local paths, which the Trainer's initializer images cannot fetch "
-            "(refused before submit); s3:// and hf:// on Kubernetes are not yet run for real on this tier"
+            "the kit's initializers are UrlDatasetInitializer/UrlModelInitializer on paths of this machine, which "
+            "the Trainer's initializer images cannot fetch (they take hf://, s3:// and cache:// URIs), so the "
+            "backend refuses them before submit; the Trainer's real images downloading from S3 into the job's "
+            "volume are checked by test_initializers_kubelet.py"
         ),
     }
 
