@@ -70,3 +70,19 @@ def test_created_containers_match_the_dry_run(podman_config: PodmanBackendConfig
         finally:
             client.delete_job(name)
             sdk.close()
+
+
+def test_followed_logs_outlast_the_client_timeout(podman_config: PodmanBackendConfig) -> None:
+    """A container silent for longer than the client's timeout (a pip install) is still followed to its end:
+    podman-py keeps the client timeout on streams, which once broke get_job_logs(follow=True)."""
+    name = f"kft-silent-{uuid.uuid4().hex[:6]}"
+    client = PodmanClient(base_url=podman_config.host)
+    client.containers.run(TEST_IMAGE, ["sh", "-c", "echo first; sleep 6; echo second"], name=name, detach=True)
+    engine = PodmanEngine(podman_config.model_copy(update={"timeout": 2}))
+    try:
+        assert b"".join(engine.logs(name, follow=True)) == b"first\nsecond\n"
+        assert list(engine.logs(f"{name}-gone", follow=True)) == []
+    finally:
+        engine.close()
+        client.containers.get(name).remove(force=True)
+        client.close()

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
+import podman.api
 import podman.errors
 import requests.exceptions
+import urllib3.exceptions
 from podman import PodmanClient
 
 from kubeflow_trainer.errors import BackendError, BackendUnavailableError
@@ -150,6 +153,30 @@ class PodmanEngine(ClientEngine):
     def list_volumes(self, labels: dict[str, str]) -> list[str]:
         vols = self.client.volumes.list()
         return [v.name for v in vols if all((v.attrs.get("Labels") or {}).get(k) == v2 for k, v2 in labels.items())]
+
+    def logs(self, container: str, follow: bool) -> Iterator[bytes]:
+        """As the shared engine's, but a followed stream has no read timeout: podman-py (unlike docker-py)
+        keeps the client's ``timeout`` on streams, so a container silent for longer (a pip install) broke
+        ``get_job_logs(follow=True)`` with a raw read timeout."""
+        if not follow:
+            yield from super().logs(container, follow)
+            return
+        try:
+            response = self.client.api.get(
+                f"/containers/{container}/logs",
+                params={"follow": True, "stdout": True, "stderr": True},
+                stream=True,
+                timeout=(self.config.timeout, None),
+            )
+            if response.status_code == 404:
+                return
+            response.raise_for_status()
+            for frame in podman.api.stream_frames(response):  # not demultiplexed: bytes
+                yield frame if isinstance(frame, bytes) else b"".join(frame)
+        except self.not_found:
+            return
+        except (*self.unreachable_errors, urllib3.exceptions.HTTPError, self.sdk_error) as exc:
+            raise self.unavailable(exc) from exc
 
     @translate_errors
     def events(self, labels: dict[str, str], since: datetime, until: datetime) -> list[EngineEvent]:
