@@ -25,6 +25,10 @@ CONTAINERS = ROOT / "scripts" / "containers"
 ENGINES_LOCK = "/tmp/kft-engines.lock"
 K8S_LOCK = "/tmp/kft-k8s-plane.lock"
 collect_ignore = ["upstream"]  # vendored upstream examples are run by test_examples.py, not collected
+UPSTREAM_VERSION = "0.5.0"
+UPSTREAM_VENV = Path(
+    os.environ.get("KFT_COMPAT_UPSTREAM_VENV", ROOT / ".bench" / f"compat-kubeflow-{UPSTREAM_VERSION}")
+)
 
 
 @contextmanager
@@ -36,6 +40,19 @@ def locked(path: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def upstream_python() -> Path:
+    """``kubeflow==0.5.0`` in its own venv under the ignored .bench/ (created once, then reused)."""
+    python = UPSTREAM_VENV / "bin" / "python"
+    if not python.exists():
+        uv = [sys.executable, "-m", "uv"]
+        subprocess.run([*uv, "venv", "--quiet", "--python", sys.executable, str(UPSTREAM_VENV)], check=True)
+        subprocess.run(
+            [*uv, "pip", "install", "--quiet", "--python", str(python), f"kubeflow=={UPSTREAM_VERSION}"], check=True
+        )
+    return python
 
 
 @pytest.fixture(scope="session")

@@ -73,14 +73,15 @@ def cells_to_run(example: Example) -> list[int]:
     return indexes
 
 
-def port(example: Example) -> str:
-    """The program that runs: the chosen cells, in order, rewritten and substituted."""
+def port(example: Example, rewrite: bool = True) -> str:
+    """The program that runs: the chosen cells, in order, rewritten and substituted (``rewrite=False``: the
+    same cells and substitutions with upstream's imports, to run on upstream's SDK)."""
     unknown = set(SKIPPED_CELLS.get(example.key, {})) - set(range(len(example.cells)))
     if unknown:
         raise ValueError(f"{example.key}: SKIPPED_CELLS names cells {sorted(unknown)} that do not exist")
     chosen = cells_to_run(example)
     text = "".join(f"# %% [cell {i}]\n{example.cells[i]}" for i in chosen)
-    return apply_substitutions(example.key, rewrite_imports(text))
+    return apply_substitutions(example.key, rewrite_imports(text) if rewrite else text)
 
 
 def cell_of_line(program: str, line: int) -> int | None:

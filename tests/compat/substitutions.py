@@ -90,3 +90,15 @@ SKIPPED_CELLS: dict[str, dict[int, str]] = {
         2: "the 'Example for macOS' block points container_host at Docker Desktop's macOS socket",
     },
 }
+
+ENVIRONMENT: dict[str, dict[str, tuple[str, str]]] = {
+    "trainer/torchtune__llama3_2__alpaca-trainjob-yaml": {
+        "HF_TOKEN": (
+            "hf_compat_placeholder_token",
+            "the notebook reads the user's Hugging Face token from the environment (os.environ['HF_TOKEN']); "
+            "KWOK runs no initializer pod, so a placeholder only reaches the TrainJob's initializer Secret",
+        ),
+    },
+}
+"""Variables the example expects the user's environment to hold (never an edit of the example's code):
+example key -> name -> (value, reason)."""

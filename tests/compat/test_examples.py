@@ -26,11 +26,32 @@ from pathlib import Path
 import pytest
 from conftest import ENGINES_LOCK, locked
 from porting import Example, cell_of_line, load_examples, port
+from substitutions import ENVIRONMENT
 
 EXAMPLE_TIMEOUT_S = 1500
 """Covers a cold local environment (torch + torchvision downloaded from the package index)."""
 
 EXAMPLES = load_examples()
+
+OPTIONAL_RUNTIMES = {
+    "torch-distributed-with-cache": "trainer/base/runtimes/data-cache/torch_distributed_with_cache.yaml",
+}
+"""ClusterTrainingRuntimes that Kubeflow Trainer ships outside its default runtimes overlay (path under the
+control plane's extracted manifests): an example that looks one up by name gets it installed first, as its
+page tells the user to do ("Please ensure the runtime is installed")."""
+REFUSED_AS_UPSTREAM = {
+    "trainer/pytorch__data-cache__fine-tune-with-cache": (
+        "must have volumeMount with name - initializer in container dataset-initializer",
+        "Kubeflow Trainer v2.3.0's TrainJob webhook requires an 'initializer' volume mount in the runtime's "
+        "dataset-initializer container for any TrainJob with spec.initializer.dataset, and its own "
+        "torch-distributed-with-cache runtime has none; upstream's SDK sends the same spec.initializer",
+    ),
+}
+"""Examples the real Trainer refuses whichever SDK submits them: example key -> (the API server's refusal,
+why). The test passes only if ours fails with that refusal AND upstream's own SDK (kubeflow==0.5.0, its own
+venv), running the same cells unported against the same control plane, fails with it too."""
+OPTIONAL_RUNTIME_TAG = "v2.3.0"
+"""The tag the default runtimes overlay gives Kubeflow Trainer's untagged images (the plane's Trainer)."""
 
 
 def _params() -> list[object]:
@@ -91,6 +112,10 @@ def test_upstream_example(example: Example, engine: str | None, request: pytest.
             for ns in re.findall(r'KubernetesBackendConfig\(namespace="([^"]+)"', program):
                 _ensure_namespace(kubeconfig, ns)
                 namespaces.append(ns)
+            for runtime, manifest in OPTIONAL_RUNTIMES.items():
+                if f'"{runtime}"' in program:
+                    _ensure_runtime(kubeconfig, request.getfixturevalue("plane"), manifest)
+        env.update({name: value for name, (value, _why) in ENVIRONMENT.get(example.key, {}).items()})
         if "container" in example.backends:
             engines_env = request.getfixturevalue("engines_env")
             stack.enter_context(locked(ENGINES_LOCK))
@@ -114,6 +139,9 @@ def test_upstream_example(example: Example, engine: str | None, request: pytest.
             out = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
             pytest.fail(f"{example.url} did not finish in {EXAMPLE_TIMEOUT_S} s:\n{out[-4000:]}", pytrace=False)
         print(f"{example.key}: rc {run.returncode} in {time.monotonic() - started:.1f} s")
+        if example.key in REFUSED_AS_UPSTREAM:
+            _check_refused_as_upstream(example, run, tmp_path, env, request)
+            return
         if run.returncode != 0:
             pytest.fail(f"{example.url}\n{_failure(program, run.stdout + run.stderr)}", pytrace=False)
         if kubeconfig is not None:
@@ -132,3 +160,58 @@ def _ensure_namespace(kubeconfig: Path, name: str) -> None:
     except ApiException as exc:
         if exc.status != 409:
             raise
+
+
+def _ensure_runtime(kubeconfig: Path, plane: dict[str, object], manifest: str) -> None:
+    """Install an optional ClusterTrainingRuntime from the plane's Trainer manifests (kept if it exists),
+    with the overlay's image tag on Kubeflow Trainer's untagged images."""
+    import yaml
+    from kubernetes import client, config
+    from kubernetes.client.rest import ApiException
+
+    path = Path(str(plane["bin_dir"])).parent / "manifests" / manifest
+    body = yaml.safe_load(path.read_text())
+    for rjob in body["spec"]["template"]["spec"]["replicatedJobs"]:
+        for container in rjob["template"]["spec"]["template"]["spec"]["containers"]:
+            image = container["image"]
+            if image.startswith("ghcr.io/kubeflow/trainer/") and ":" not in image.rsplit("/", 1)[1]:
+                container["image"] = f"{image}:{OPTIONAL_RUNTIME_TAG}"
+    api = client.CustomObjectsApi(config.new_client_from_config(str(kubeconfig)))
+    try:
+        api.create_cluster_custom_object("trainer.kubeflow.org", "v1alpha1", "clustertrainingruntimes", body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+
+
+def _check_refused_as_upstream(
+    example: Example,
+    ours: subprocess.CompletedProcess[str],
+    tmp_path: Path,
+    env: dict[str, str],
+    request: pytest.FixtureRequest,
+) -> None:
+    refusal, why = REFUSED_AS_UPSTREAM[example.key]
+    out = ours.stdout + ours.stderr
+    assert ours.returncode != 0 and refusal in out, (
+        f"{example.key} is declared refused by the real Trainer ({why}), but ours did not fail with "
+        f"{refusal!r}: update REFUSED_AS_UPSTREAM\n{out[-4000:]}"
+    )
+    upstream_python = request.getfixturevalue("upstream_python")
+    folder = tmp_path / "upstream-sdk"
+    folder.mkdir()
+    (folder / "original.py").write_text(port(example, rewrite=False))
+    theirs = subprocess.run(
+        [str(upstream_python), "original.py"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=EXAMPLE_TIMEOUT_S,
+        check=False,
+    )
+    their_out = theirs.stdout + theirs.stderr
+    assert theirs.returncode != 0 and refusal in their_out, (
+        f"upstream's SDK was not refused with {refusal!r} for {example.key}, ours was: ours must change\n"
+        f"{their_out[-4000:]}"
+    )

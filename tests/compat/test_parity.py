@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import UPSTREAM_VERSION
 from porting import load_examples
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-UPSTREAM_VERSION = "0.5.0"
-VENV = Path(os.environ.get("KFT_COMPAT_UPSTREAM_VENV", ROOT / ".bench" / f"compat-kubeflow-{UPSTREAM_VERSION}"))
 FULL_MODULES = ("kubeflow.trainer", "kubeflow.trainer.options")
 
 _NO_REGISTRY = (
@@ -83,19 +81,6 @@ def imported_names() -> dict[str, set[str]]:
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in submodules:
                 wanted.setdefault(submodules[node.value.id], set()).add(node.attr)
     return wanted
-
-
-@pytest.fixture(scope="session")
-def upstream_python() -> Path:
-    """``kubeflow==0.5.0`` in its own venv under the ignored .bench/ (created once, then reused)."""
-    python = VENV / "bin" / "python"
-    if not python.exists():
-        uv = [sys.executable, "-m", "uv"]
-        subprocess.run([*uv, "venv", "--quiet", "--python", sys.executable, str(VENV)], check=True)
-        subprocess.run(
-            [*uv, "pip", "install", "--quiet", "--python", str(python), f"kubeflow=={UPSTREAM_VERSION}"], check=True
-        )
-    return python
 
 
 def _dump(python: Path, modules: list[str], ours: bool) -> dict[str, Any]:
