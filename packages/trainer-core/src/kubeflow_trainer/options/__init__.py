@@ -54,7 +54,7 @@ class JobOption(DataclassCompat):
     and ``inspect.signature`` shows upstream's parameters (:mod:`kubeflow_trainer.dataclass_compat`).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     requires: ClassVar[frozenset[Capability]] = frozenset()
 
     def apply(self, plan: PlanDraft) -> None:  # pragma: no cover - abstract
@@ -148,7 +148,7 @@ class _Patch(DataclassCompat):
     """Base of the runtime patch types: validated, frozen, fields by keyword or position (as upstream's
     dataclasses), rendered with camelCase keys and without unset (``None``) or empty values."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     def to_dict(self) -> dict[str, Any]:
         """The API shape of this patch, as upstream renders it: camelCase keys; ``None``, empty lists and
