@@ -69,7 +69,15 @@ PODS_GONE = (
     "included. To keep failed pods and their logs until delete_job, set restartPolicy: Never (and backoffLimit: 0 "
     "for a prompt failure) in the runtime's spec.template.spec.replicatedJobs[].template.spec"
 )
-PHASE_TO_STATUS = {"Pending": "Created", "Running": "Running", "Succeeded": "Complete", "Failed": "Failed"}
+PHASE_TO_STATUS = {
+    "Pending": JobStatus.CREATED,
+    "Running": JobStatus.RUNNING,
+    "Succeeded": JobStatus.COMPLETE,
+    "Failed": JobStatus.FAILED,
+}
+"""Pod phases (the Kubernetes API's strings) -> step statuses."""
+CONDITION_FAILED, CONDITION_COMPLETE, CONDITION_SUSPENDED = "Failed", "Complete", "Suspended"
+"""TrainJob condition types (the Trainer API's strings)."""
 
 
 def api_errors(what: str) -> Callable[[F], F]:
@@ -306,7 +314,7 @@ class KubernetesBackend(Backend[KubernetesJobRequest]):
             steps.append(
                 Step(
                     name=step,
-                    status=JobStatus(PHASE_TO_STATUS.get(pod.status.phase or "", "Created")),
+                    status=PHASE_TO_STATUS.get(pod.status.phase or "", JobStatus.CREATED),
                     pod_name=pod.metadata.name,
                     exit_code=terminated.exit_code if terminated else None,
                     # the termination message (run_train.py writes the user's exception there), else the reason
@@ -315,18 +323,19 @@ class KubernetesBackend(Backend[KubernetesJobRequest]):
                     else None,
                 )
             )
-        job_status, message = "Created", None
+        job_status, message = JobStatus.CREATED, None
         conditions = {c.get("type"): c for c in status.get("conditions", []) if c.get("status") == "True"}
-        if "Failed" in conditions:
-            job_status, message = "Failed", conditions["Failed"].get("message")
-            if conditions["Failed"].get("reason") == FAILED_JOBS and not any(s.status == "Failed" for s in steps):
+        if CONDITION_FAILED in conditions:
+            job_status, message = JobStatus.FAILED, conditions[CONDITION_FAILED].get("message")
+            failed_steps = any(s.status == JobStatus.FAILED for s in steps)
+            if conditions[CONDITION_FAILED].get("reason") == FAILED_JOBS and not failed_steps:
                 message = f"{message}. {PODS_GONE}" if message else PODS_GONE
-        elif "Complete" in conditions:
-            job_status = "Complete"
-        elif not conditions.get("Suspended"):
+        elif CONDITION_COMPLETE in conditions:
+            job_status = JobStatus.COMPLETE
+        elif not conditions.get(CONDITION_SUSPENDED):
             nodes = [s for s in steps if s.name.startswith("node-")]
-            if len(nodes) >= num_nodes and all(s.status in ("Running", "Complete") for s in nodes):
-                job_status = "Running"
+            if len(nodes) >= num_nodes and all(s.status in (JobStatus.RUNNING, JobStatus.COMPLETE) for s in nodes):
+                job_status = JobStatus.RUNNING
         runtime = self._job_runtime(spec, runtimes)
         return TrainJob(
             name=meta["name"],
@@ -461,7 +470,7 @@ class KubernetesBackend(Backend[KubernetesJobRequest]):
             yield from text.splitlines()
             return
         while pod is None or pod.status.phase == "Pending":  # a job whose pods are not running yet
-            if self.get_job(name).status in ("Complete", "Failed"):
+            if self.get_job(name).status in (JobStatus.COMPLETE, JobStatus.FAILED):
                 return
             time.sleep(0.5)
             pod = self._pod_for(name, step)

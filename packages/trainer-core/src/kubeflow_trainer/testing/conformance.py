@@ -35,6 +35,7 @@ import pytest
 
 from kubeflow_trainer import (
     COMPLETE,
+    CREATED,
     FAILED,
     RUNNING,
     ActiveDeadlineSeconds,
@@ -203,7 +204,7 @@ class BackendConformance(BackendContract):
         with pytest.raises(AlreadyExistsError, match=name):
             client.train(trainer=self.trainer(jobs.echo_job, func_args={"message": "x"}), options=[Name(name=name)])
         assert len(client.list_jobs()) == before
-        assert client.get_job(name).status in (RUNNING, "Created")
+        assert client.get_job(name).status in (RUNNING, CREATED)
 
     def test_delete_stops_and_removes(self, client: TrainerClient, cleanup: list[str]) -> None:
         """delete_job on a running job removes it: get_job raises, list_jobs no longer has it."""
