@@ -5,8 +5,8 @@
 # Needs root (it installs Debian packages and starts dockerd), network access to a package index (torch for
 # the local backend's job environments, cached under ${XDG_CACHE_HOME:-~/.cache}/kubeflow-trainer/envs) and
 # Debian's archive (the test image, cached under ~/.cache/kubeflow-trainer-tests) and the Go module proxy
-# (the Kubernetes control plane, built once into ~/.cache/kubeflow-trainer-tests/k8s: 7.5-10 min cold, 0 s
-# warm; the k8s session starts and stops it).
+# (the Kubernetes control plane and its real-kubelet tier, built once into ~/.cache/kubeflow-trainer-tests/k8s:
+# about 21 + 8 min cold on 2 cores, 0 s warm; the k8s sessions start and stop them).
 #
 # `scripts/test-all.sh --fresh` runs all of this from a new clone with an empty HOME and a PATH holding only
 # what a new machine has (scripts/fresh-check.sh): run it before resolving anything that touches setup.
