@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = --fresh ]; then shift; exec bash scripts/fresh-check.sh "$@"; fi
 export PYTHONUNBUFFERED=1
-sessions=(lint typecheck core example_plugin local docker podman e2e k8s k8s_kubelet compat conformance packaging benchmarks coverage)
+sessions=(lint typecheck core containers example_plugin local docker podman e2e k8s k8s_kubelet compat conformance packaging benchmarks coverage)
 # A developer's shortcut (CI never sets it): KFT_NOX_SESSIONS="lint packaging" runs those sessions and sets
 # up only what they need, e.g. to check a setup change on the fresh path quickly.
 if [ -n "${KFT_NOX_SESSIONS:-}" ]; then read -ra sessions <<<"$KFT_NOX_SESSIONS"; fi
