@@ -81,8 +81,29 @@ def train_fn() -> None:
     print("hello")
 
 
+def _installed(name: str) -> bool:
+    return name not in BACKEND_CONFIGS or importlib.util.find_spec(BACKEND_CONFIGS[name][0]) is not None
+
+
 def test_every_upstream_top_level_name_is_listed():
-    assert set(UPSTREAM_TOP_LEVEL) <= set(kubeflow_trainer.__all__)
+    """Every upstream name is in __all__, except those whose backend distribution is not installed."""
+    assert {n for n in UPSTREAM_TOP_LEVEL if _installed(n)} <= set(kubeflow_trainer.__all__)
+    assert not {n for n in UPSTREAM_TOP_LEVEL if not _installed(n)} & set(kubeflow_trainer.__all__)
+
+
+def test_star_import_works_with_any_set_of_backends():
+    """Upstream's notebooks do ``from kubeflow.trainer import *``: it binds what is installed and never
+    raises for a missing backend, which explicit imports still name with the install hint."""
+    namespace: dict[str, object] = {}
+    exec("from kubeflow_trainer import *", namespace)
+    assert "TrainerClient" in namespace and "CustomTrainer" in namespace
+    for name, (_, extra) in BACKEND_CONFIGS.items():
+        if _installed(name):
+            assert name in namespace
+        else:
+            assert name not in namespace
+            with pytest.raises(errors.BackendNotInstalledError, match=rf"trainer-core\[{extra}\]"):
+                getattr(kubeflow_trainer, name)
 
 
 @pytest.mark.parametrize("name", [n for n in UPSTREAM_TOP_LEVEL if n not in BACKEND_CONFIGS])

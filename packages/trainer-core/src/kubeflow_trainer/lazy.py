@@ -38,6 +38,21 @@ CORE_NAMES: dict[str, str] = {
 """Names of trainer-core itself that are imported only when used (they are not needed to import the SDK)."""
 
 
+def installed(name: str) -> bool:
+    """Whether what provides the lazy name ``name`` is installed: a module-spec lookup, nothing is imported."""
+    import importlib.util
+
+    where = CONTAINER_NAMES.get(name) or BACKEND_NAMES.get(name, ("", ""))[0]
+    return not where or importlib.util.find_spec(where.split(".")[0]) is not None
+
+
+def star_names(names: list[str]) -> list[str]:
+    """``__all__`` without the names whose backend distribution is not installed, so that upstream's
+    ``from kubeflow_trainer import *`` works with any set of backends (naming one that is missing still
+    raises the install hint)."""
+    return [name for name in names if installed(name)]
+
+
 def resolve(module: str, name: str) -> Any:
     """The object ``name`` of the package or alias module ``module``; AttributeError when it has none."""
     if name in CORE_NAMES:
