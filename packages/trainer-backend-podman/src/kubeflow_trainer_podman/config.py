@@ -7,8 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from kubeflow_trainer_containers import ContainerBackendConfig
-from kubeflow_trainer_containers.config import host_from_container_host
+from kubeflow_trainer_containers.config import ContainerBackendConfig, host_from_container_host
 
 ROOTFUL_SOCKET = "/run/podman/podman.sock"
 

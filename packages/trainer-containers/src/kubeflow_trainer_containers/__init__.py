@@ -6,11 +6,31 @@ Imports no container SDK: each engine distribution implements
 :class:`~kubeflow_trainer_containers.fake.FakeEngine` is an in-memory engine for tests.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from kubeflow_trainer.capabilities import Capability
-from kubeflow_trainer_containers.backend import ContainerBackend
-from kubeflow_trainer_containers.config import ContainerBackendConfig, TrainingRuntimeSource
-from kubeflow_trainer_containers.engine import ContainerEngine, ContainerInfo, EngineEvent
-from kubeflow_trainer_containers.request import ContainerJobRequest, ContainerSpec
+
+if TYPE_CHECKING:
+    from kubeflow_trainer_containers.backend import ContainerBackend
+    from kubeflow_trainer_containers.config import ContainerBackendConfig, TrainingRuntimeSource
+    from kubeflow_trainer_containers.engine import ContainerEngine, ContainerInfo, EngineEvent
+    from kubeflow_trainer_containers.request import ContainerJobRequest, ContainerSpec
+
+_LAZY = {
+    "ContainerBackend": "backend",
+    "ContainerBackendConfig": "config",
+    "TrainingRuntimeSource": "config",
+    "ContainerEngine": "engine",
+    "ContainerInfo": "engine",
+    "EngineEvent": "engine",
+    "ContainerJobRequest": "request",
+    "ContainerSpec": "request",
+}
+"""Imported on first use: the Docker and Podman plugin modules import this package during backend discovery,
+which must stay fast (only CAPABILITIES and the config are needed then)."""
 
 CAPABILITIES = frozenset(
     {
@@ -42,3 +62,11 @@ __all__ = [
     "EngineEvent",
     "TrainingRuntimeSource",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
