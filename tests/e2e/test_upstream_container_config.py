@@ -1,6 +1,5 @@
-"""Upstream's ``ContainerBackendConfig`` and the in-job ``update_trainjob_status`` on the real Docker engine.
-
-The same checks run on Podman (packages/trainer-backend-podman/tests/test_podman_upstream_compat.py)."""
+"""Upstream's ``ContainerBackendConfig`` and the in-job ``update_trainjob_status`` on the real Docker engine
+and the real Podman service (the ``engine`` fixture of tests/e2e/conftest.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +17,6 @@ from kubeflow_trainer import (
 )
 from kubeflow_trainer.errors import BackendUnavailableError
 
-ENGINE = "docker"
 TEST_IMAGE = os.environ.get("KFT_TEST_IMAGE", "localhost/kubeflow-trainer-test/torch:cpu")
 
 pytestmark = pytest.mark.slow
@@ -41,10 +39,10 @@ def upstream_config(**fields: object) -> ContainerBackendConfig:
     return ContainerBackendConfig(image=TEST_IMAGE, pull_policy="Never", stop_timeout=2, **fields)  # type: ignore[arg-type]
 
 
-def test_upstream_config_selects_this_engine():
-    with TrainerClient(backend_config=upstream_config(container_runtime=ENGINE)) as client:
-        assert client.backend_name == ENGINE
-        assert type(client.backend.config).__name__ == f"{ENGINE.capitalize()}BackendConfig"
+def test_upstream_config_selects_this_engine(engine):
+    with TrainerClient(backend_config=upstream_config(container_runtime=engine)) as client:
+        assert client.backend_name == engine
+        assert type(client.backend.config).__name__ == f"{engine.capitalize()}BackendConfig"
         assert client.backend.config.image == TEST_IMAGE  # the fields given to the upstream config carry over
 
 
@@ -54,20 +52,20 @@ def test_auto_detection_picks_an_answering_engine():
         client.backend.engine.ping()  # type: ignore[attr-defined]
 
 
-def test_unreachable_host_is_a_typed_error_naming_the_attempt(tmp_path):
+def test_unreachable_host_is_a_typed_error_naming_the_attempt(engine, tmp_path):
     dead = f"unix://{tmp_path}/no-engine.sock"
     with pytest.raises(BackendUnavailableError) as info:
-        TrainerClient(backend_config=upstream_config(container_runtime=ENGINE, container_host=dead))
+        TrainerClient(backend_config=upstream_config(container_runtime=engine, container_host=dead))
     assert isinstance(info.value, RuntimeError)  # upstream raises RuntimeError here
-    assert ENGINE in str(info.value) and "container_host=" in str(info.value)
+    assert engine in str(info.value) and "container_host=" in str(info.value)
 
 
-def test_runtime_source_file_adds_runtimes_before_the_built_in_ones(tmp_path):
+def test_runtime_source_file_adds_runtimes_before_the_built_in_ones(engine, tmp_path):
     builtin = json.loads(resources.files("kubeflow_trainer.runtimes").joinpath("torch-distributed.json").read_text())
     builtin["metadata"]["name"] = "my-torch"
     (tmp_path / "my-torch.json").write_text(json.dumps(builtin))
     source = TrainingRuntimeSource(sources=[f"file://{tmp_path}", "github://kubeflow/trainer"])
-    with TrainerClient(backend_config=upstream_config(container_runtime=ENGINE, runtime_source=source)) as client:
+    with TrainerClient(backend_config=upstream_config(container_runtime=engine, runtime_source=source)) as client:
         assert {r.name for r in client.list_runtimes()} >= {"my-torch", "torch-distributed"}
         assert client.get_runtime("my-torch").trainer.framework == "torch"
 
@@ -77,8 +75,8 @@ def test_unsupported_runtime_source_is_refused_with_the_alternative():
         TrainingRuntimeSource(sources=["https://example.com/runtimes"])
 
 
-def test_update_trainjob_status_in_containers_shows_in_get_job():
-    with TrainerClient(backend_config=upstream_config(container_runtime=ENGINE)) as client:
+def test_update_trainjob_status_in_containers_shows_in_get_job(engine):
+    with TrainerClient(backend_config=upstream_config(container_runtime=engine)) as client:
         name = client.train(trainer=CustomTrainer(func=report_rank, num_nodes=2))
         try:
             job = client.wait_for_job_status(name, timeout=300)
@@ -90,8 +88,8 @@ def test_update_trainjob_status_in_containers_shows_in_get_job():
             client.delete_job(name)
 
 
-def test_job_without_reports_has_no_trainer_status_and_missing_job_is_a_value_error():
-    with TrainerClient(backend_config=upstream_config(container_runtime=ENGINE)) as client:
+def test_job_without_reports_has_no_trainer_status_and_missing_job_is_a_value_error(engine):
+    with TrainerClient(backend_config=upstream_config(container_runtime=engine)) as client:
         name = client.train(trainer=CustomTrainer(func=say_hello))
         try:
             assert client.wait_for_job_status(name, timeout=300).trainer_status is None
