@@ -38,23 +38,17 @@ from kubeflow_trainer import (
     CREATED,
     FAILED,
     RUNNING,
-    ActiveDeadlineSeconds,
     AlreadyExistsError,
-    Annotations,
     Capability,
     CustomTrainer,
-    CustomTrainerContainer,
     Event,
     Initializer,
     InvalidRequestError,
     JobFailedError,
     JobNotFoundError,
     JobTimeoutError,
-    Labels,
     Name,
     RuntimeNotFoundError,
-    RuntimePatch,
-    S3DatasetInitializer,
     TrainerClient,
     TrainJob,
     UnsupportedFeatureError,
@@ -271,58 +265,7 @@ class BackendConformance(BackendContract):
     def test_capabilities_are_enforced(self, client: TrainerClient) -> None:
         """A request needing an undeclared capability is refused before anything starts; declared ones render."""
         declared = set(client.capabilities)
-        echo = {"func_args": {"message": "cap"}}
-        requests: dict[str, tuple[set[Capability], dict[str, Any]]] = {
-            "multi-node": ({Capability.MULTI_NODE}, {"trainer": self.trainer(jobs.echo_job, num_nodes=2, **echo)}),
-            "gpu": ({Capability.GPU}, {"trainer": self.trainer(jobs.echo_job, resources_per_node={"gpu": 1}, **echo)}),
-            "cpu": (
-                {Capability.CPU_LIMIT},
-                {"trainer": self.trainer(jobs.echo_job, resources_per_node={"cpu": 1}, **echo)},
-            ),
-            "cpu x2": (
-                {Capability.CPU_LIMIT, Capability.MULTI_PROCESS},
-                {"trainer": self.trainer(jobs.echo_job, resources_per_node={"cpu": 2}, **echo)},
-            ),
-            "memory": (
-                {Capability.MEMORY_LIMIT},
-                {"trainer": self.trainer(jobs.echo_job, resources_per_node={"memory": "1Gi"}, **echo)},
-            ),
-            "image": (
-                {Capability.IMAGE},
-                {"trainer": self.trainer(jobs.echo_job, **{**echo, "image": "registry.invalid/kft/x:1"})},
-            ),
-            "container trainer": (
-                {Capability.CONTAINER_TRAINER},
-                {"trainer": CustomTrainerContainer(image="registry.invalid/kft/x:1")},
-            ),
-            "packages": (
-                {Capability.PACKAGES},
-                {"trainer": self.trainer(jobs.echo_job, packages_to_install=["six"], **echo)},
-            ),
-            "initializers": (
-                {Capability.INITIALIZERS},
-                {
-                    "trainer": self.trainer(jobs.echo_job, **echo),
-                    "initializer": Initializer(dataset=S3DatasetInitializer(storage_uri="s3://bucket/data")),
-                },
-            ),
-            "labels": (
-                {Capability.LABELS},
-                {"trainer": self.trainer(jobs.echo_job, **echo), "options": [Labels(labels={"team": "kft"})]},
-            ),
-            "annotations": (
-                {Capability.ANNOTATIONS},
-                {"trainer": self.trainer(jobs.echo_job, **echo), "options": [Annotations(annotations={"a": "b"})]},
-            ),
-            "deadline": (
-                {Capability.ACTIVE_DEADLINE},
-                {"trainer": self.trainer(jobs.echo_job, **echo), "options": [ActiveDeadlineSeconds(seconds=60)]},
-            ),
-            "runtime patch": (
-                {Capability.RUNTIME_PATCH},
-                {"trainer": self.trainer(jobs.echo_job, **echo), "options": [RuntimePatch(patch={"template": {}})]},
-            ),
-        }
+        requests = self.capability_requests()
         before = {j.name for j in client.list_jobs()}
         refused = 0
         for label, (base_needs, kwargs) in requests.items():

@@ -137,6 +137,65 @@ class BackendContract:
         merged = {**self.trainer_defaults, **fields}
         return CustomTrainer(func=func, **merged)
 
+    def capability_requests(self) -> dict[str, tuple[set[Capability], dict[str, Any]]]:
+        """One request per capability the kit checks: label -> (capabilities it needs, ``train`` keywords)."""
+        echo = {"func_args": {"message": "cap"}}
+        return {
+            "multi-node": ({Capability.MULTI_NODE}, {"trainer": self.trainer(jobs.echo_job, num_nodes=2, **echo)}),
+            "gpu": ({Capability.GPU}, {"trainer": self.trainer(jobs.echo_job, resources_per_node={"gpu": 1}, **echo)}),
+            "cpu": (
+                {Capability.CPU_LIMIT},
+                {"trainer": self.trainer(jobs.echo_job, resources_per_node={"cpu": 1}, **echo)},
+            ),
+            "cpu x2": (
+                {Capability.CPU_LIMIT, Capability.MULTI_PROCESS},
+                {"trainer": self.trainer(jobs.echo_job, resources_per_node={"cpu": 2}, **echo)},
+            ),
+            "memory": (
+                {Capability.MEMORY_LIMIT},
+                {"trainer": self.trainer(jobs.echo_job, resources_per_node={"memory": "1Gi"}, **echo)},
+            ),
+            "image": (
+                {Capability.IMAGE},
+                {"trainer": self.trainer(jobs.echo_job, **{**echo, "image": "registry.invalid/kft/x:1"})},
+            ),
+            "container trainer": (
+                {Capability.CONTAINER_TRAINER},
+                {"trainer": CustomTrainerContainer(image="registry.invalid/kft/x:1")},
+            ),
+            "packages": (
+                {Capability.PACKAGES},
+                {"trainer": self.trainer(jobs.echo_job, packages_to_install=["six"], **echo)},
+            ),
+            "initializers": (
+                {Capability.INITIALIZERS},
+                {
+                    "trainer": self.trainer(jobs.echo_job, **echo),
+                    "initializer": Initializer(dataset=S3DatasetInitializer(storage_uri="s3://bucket/data")),
+                },
+            ),
+            "labels": (
+                {Capability.LABELS},
+                {"trainer": self.trainer(jobs.echo_job, **echo), "options": [Labels(labels={"team": "kft"})]},
+            ),
+            "annotations": (
+                {Capability.ANNOTATIONS},
+                {"trainer": self.trainer(jobs.echo_job, **echo), "options": [Annotations(annotations={"a": "b"})]},
+            ),
+            "deadline": (
+                {Capability.ACTIVE_DEADLINE},
+                {"trainer": self.trainer(jobs.echo_job, **echo), "options": [ActiveDeadlineSeconds(seconds=60)]},
+            ),
+            "callable option": (
+                {Capability.CALLABLE_OPTIONS},
+                {"trainer": self.trainer(jobs.echo_job, **echo), "options": [lambda job_spec, trainer, backend: None]},
+            ),
+            "runtime patch": (
+                {Capability.RUNTIME_PATCH},
+                {"trainer": self.trainer(jobs.echo_job, **echo), "options": [RuntimePatch(patch={"template": {}})]},
+            ),
+        }
+
     # The contract ----------------------------------------------------------------------------------------
     def test_contract_backend_is_discoverable(self, client: TrainerClient) -> None:
         """The backend is listed by discovery and selected by name."""
@@ -185,39 +244,7 @@ class BackendContract:
         """A request needing a capability the backend does not declare is refused with UnsupportedFeatureError
         naming it; a request within the declared capabilities renders."""
         declared = set(client.capabilities)
-        echo = {"func_args": {"message": "cap"}}
-        requests: dict[str, tuple[set[Capability], dict[str, Any]]] = {
-            "multi-node": ({Capability.MULTI_NODE}, {"trainer": self.trainer(jobs.echo_job, num_nodes=2, **echo)}),
-            "gpu": ({Capability.GPU}, {"trainer": self.trainer(jobs.echo_job, resources_per_node={"gpu": 1}, **echo)}),
-            "memory": (
-                {Capability.MEMORY_LIMIT},
-                {"trainer": self.trainer(jobs.echo_job, resources_per_node={"memory": "1Gi"}, **echo)},
-            ),
-            "container trainer": (
-                {Capability.CONTAINER_TRAINER},
-                {"trainer": CustomTrainerContainer(image="registry.invalid/kft/x:1")},
-            ),
-            "labels": (
-                {Capability.LABELS},
-                {"trainer": self.trainer(jobs.echo_job, **echo), "options": [Labels(labels={"team": "kft"})]},
-            ),
-            "annotations": (
-                {Capability.ANNOTATIONS},
-                {"trainer": self.trainer(jobs.echo_job, **echo), "options": [Annotations(annotations={"a": "b"})]},
-            ),
-            "deadline": (
-                {Capability.ACTIVE_DEADLINE},
-                {"trainer": self.trainer(jobs.echo_job, **echo), "options": [ActiveDeadlineSeconds(seconds=60)]},
-            ),
-            "runtime patch": (
-                {Capability.RUNTIME_PATCH},
-                {"trainer": self.trainer(jobs.echo_job, **echo), "options": [RuntimePatch(patch={"template": {}})]},
-            ),
-            "callable option": (
-                {Capability.CALLABLE_OPTIONS},
-                {"trainer": self.trainer(jobs.echo_job, **echo), "options": [lambda job_spec, trainer, backend: None]},
-            ),
-        }
+        requests = self.capability_requests()
         for label, (base_needs, kwargs) in requests.items():
             needs = set(base_needs)
             if "image" in self.trainer_defaults and isinstance(kwargs["trainer"], CustomTrainer):
