@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 import string
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -210,34 +210,17 @@ class PlanDraft(_PlanFields):
     name_given: bool = False
 
     def freeze(self) -> JobPlan:
-        """The frozen plan backends receive (copies: later edits of the draft do not reach it)."""
-        return JobPlan(
-            name=self.name,
-            backend=self.backend,
-            runtime=self.runtime,
-            trainer=self.trainer,
-            trainer_kind=self.trainer_kind,
-            num_nodes=self.num_nodes,
-            procs_per_node=self.procs_per_node,
-            resources=self.resources,
-            image=self.image,
-            trainer_image=self.trainer_image,
-            env=dict(self.env),
-            labels=dict(self.labels),
-            annotations=dict(self.annotations),
-            files=dict(self.files),
-            script=self.script,
-            packages_to_install=tuple(self.packages_to_install),
-            pip_index_urls=tuple(self.pip_index_urls) if self.pip_index_urls is not None else None,
-            initializer=self.initializer,
-            container_command=tuple(self.container_command) if self.container_command is not None else None,
-            container_args=tuple(self.container_args) if self.container_args is not None else None,
-            active_deadline_seconds=self.active_deadline_seconds,
-            runtime_patches=tuple(self.runtime_patches),
-            steps=tuple(self.steps),
-            options=tuple(self.options),
-            name_given=self.name_given,
-        )
+        """The frozen plan backends receive. Fields are copied (lists become tuples, dicts new dicts), so later
+        edits of the draft do not reach it."""
+
+        def frozen(value: Any) -> Any:
+            if isinstance(value, list):
+                return tuple(value)
+            if isinstance(value, dict):
+                return dict(value)
+            return value
+
+        return JobPlan(**{f.name: frozen(getattr(self, f.name)) for f in fields(self)})
 
 
 @dataclass(frozen=True)
