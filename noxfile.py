@@ -61,7 +61,7 @@ def install(session: nox.Session, *args: str) -> None:
     session.install(*args, env={"UV_COMPILE_BYTECODE": "1"})
 
 
-def pytest(session: nox.Session, *args: str) -> None:
+def pytest(session: nox.Session, *args: str, env: dict[str, str] | None = None) -> None:
     """Run pytest with line coverage of every first-party package (pyproject's [tool.coverage]) recorded
     in ``.coverage-data/.coverage.<session>``. Code that runs in the jobs' own processes (supervisors,
     containers, pods) is not measured."""
@@ -69,13 +69,15 @@ def pytest(session: nox.Session, *args: str) -> None:
     COVERAGE_DIR.mkdir(exist_ok=True)
     data = COVERAGE_DIR / f".coverage.{session.name}"
     data.unlink(missing_ok=True)
-    session.run(*PYTEST, "--cov", "--cov-report=", *args, *session.posargs, env={"COVERAGE_FILE": str(data)})
+    session.run(
+        *PYTEST, "--cov", "--cov-report=", *args, *session.posargs, env={"COVERAGE_FILE": str(data), **(env or {})}
+    )
 
 
 @nox.session
 def core(session: nox.Session) -> None:
     """trainer-core alone, with no backend installed: its unit tests."""
-    install(session, "-e", f"{CORE}[testing]")
+    install(session, "-e", f"{CORE}[testing]", "hypothesis")
     pytest(session, str(CORE / "tests"))
 
 
@@ -88,9 +90,16 @@ def containers(session: nox.Session) -> None:
 
 @nox.session
 def local(session: nox.Session) -> None:
-    """The LocalProcess backend: kit + backend tests with real torchrun and torch."""
+    """The LocalProcess backend: kit + backend tests with real torchrun and torch, hot starts on (default)."""
     install(session, "-e", f"{CORE}[testing]", "-e", str(LOCAL))
     pytest(session, str(LOCAL / "tests"))
+
+
+@nox.session
+def local_torchrun(session: nox.Session) -> None:
+    """The same tests with hot starts off (``hot_starts=False``): every node started by torchrun."""
+    install(session, "-e", f"{CORE}[testing]", "-e", str(LOCAL))
+    pytest(session, str(LOCAL / "tests"), env={"KFT_TEST_HOT_STARTS": "0"})
 
 
 @nox.session
@@ -111,6 +120,7 @@ def podman(session: nox.Session) -> None:
 def k8s(session: nox.Session) -> None:
     """The Kubernetes backend against the local control plane (scripts/k8s/: built, started, stopped here)."""
     install(session, "-e", f"{CORE}[testing]", "-e", str(K8S))
+    install(session, *INITIALIZER_TEST_DEPS)  # moto's S3 server and boto3: OutputStorage read back
     pytest(session, str(K8S / "tests"))
 
 
@@ -130,6 +140,15 @@ def e2e(session: nox.Session) -> None:
     install(session, "-e", f"{CORE}[testing]", "-e", str(LOCAL), *_engines())
     install(session, *INITIALIZER_TEST_DEPS)
     pytest(session, str(ROOT / "tests" / "support"), str(ROOT / "tests" / "e2e"))
+
+
+@nox.session
+def cli(session: nox.Session) -> None:
+    """The kubeflow-trainer command line against the real local, Docker and Podman backends (and the Kubernetes
+    doctor with no cluster), and a notebook run by a real kernel (nbclient, ipykernel) showing jobs as tables."""
+    install(session, "-e", f"{CORE}[testing]", "-e", str(LOCAL), *_engines(), "-e", str(K8S))
+    install(session, "nbclient", "nbformat", "ipykernel")
+    pytest(session, str(ROOT / "tests" / "cli"))
 
 
 @nox.session(name="example_plugin")
@@ -296,3 +315,14 @@ def benchmarks(session: nox.Session) -> None:
     session.run("python", str(ROOT / "benchmarks" / "import_and_discovery.py"), *extra)
     if os.environ.get("KFT_BENCH_LOCAL"):
         session.run("python", str(ROOT / "benchmarks" / "local_vs_upstream.py"), *session.posargs)
+
+
+@nox.session
+def faults(session: nox.Session) -> None:
+    """The fault table (tests/faults/): node SIGKILL and OOM, supervisor, queue runner and client killed, engine
+    restarted, disk full, same name at once, 50 jobs at once, on local, Docker and Podman; API server restarted
+    and credentials on Kubernetes (the test control plane, scripts/k8s/, under its lock); bad input generated
+    on a real backend; secrets never written. Prints the table and writes .faults/results.md."""
+    install(session, "-e", f"{CORE}[testing]", "-e", str(LOCAL), *_engines(), "-e", str(K8S))
+    install(session, "hypothesis", "psutil", *INITIALIZER_TEST_DEPS)
+    pytest(session, str(ROOT / "tests" / "faults"))

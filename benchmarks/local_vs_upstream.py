@@ -3,7 +3,11 @@
 The job prints a line (with a timestamp) and multiplies two small tensors. Measured per run, from
 ``train()`` to the job being Complete (jobs polled every 50 ms, so neither side pays its default 2 s poll):
 
-- **this SDK, warm**: the job environment (torch) is already cached;
+- **this SDK, warm, hot start** (the default): the job environment is cached and its zygote is running, so
+  the nodes are forked from a process that has imported torch (1 and 2 nodes); the time to the job's first
+  log line is printed too;
+- **this SDK, warm, torchrun** (``hot_starts=False``, today's path before hot starts): every node is a
+  ``torchrun`` that imports torch in its agent and in its worker;
 - **this SDK, cold**: a new package set (an empty environment cache; torch comes from uv's wheel cache,
   as upstream's pip takes it from pip's cache);
 - **floor**: ``torchrun`` of the same script run directly with the prepared environment's interpreter;
@@ -91,7 +95,7 @@ def sample_rss(pids_fn, stop: threading.Event, peaks: dict[str, int]) -> None:
         time.sleep(0.05)
 
 
-def run_ours(config: LocalProcessBackendConfig, tag: str, follow: bool = False) -> dict[str, float]:
+def run_ours(config: LocalProcessBackendConfig, tag: str, follow: bool = False, nodes: int = 1) -> dict[str, float]:
     client = TrainerClient(config)
     peaks: dict[str, int] = {}
     stop = threading.Event()
@@ -105,7 +109,7 @@ def run_ours(config: LocalProcessBackendConfig, tag: str, follow: bool = False) 
     sampler = threading.Thread(target=sample_rss, args=(pids, stop, peaks), daemon=True)
     sampler.start()
     t0 = time.perf_counter()
-    name = client.train(trainer=CustomTrainer(func=trivial, func_args={"tag": tag}))
+    name = client.train(trainer=CustomTrainer(func=trivial, func_args={"tag": tag}, num_nodes=nodes))
     latency = float("nan")
     if follow:
         for line in client.get_job_logs(name, follow=True):
@@ -115,13 +119,19 @@ def run_ours(config: LocalProcessBackendConfig, tag: str, follow: bool = False) 
         time.sleep(0.05)
     elapsed = time.perf_counter() - t0
     status = client.get_job(name).status
+    hellos = [float(x.split()[2]) for x in client.get_job_logs(name) if x.startswith("HELLO")]
+    hot = any(e.reason == "HotStarted" for e in client.get_job_events(name))
+    wall0 = time.time() - (time.perf_counter() - t0)
     stop.set()
     sampler.join()
     client.delete_job(name)
     if status != "Complete":
         raise SystemExit(f"job {name} ended {status}")
+    if hot != config.hot_starts:
+        raise SystemExit(f"job {name}: hot start {'expected' if config.hot_starts else 'not expected'}")
     return {
         "seconds": elapsed,
+        "first_line": min(hellos) - wall0 if hellos else float("nan"),
         "latency": latency,
         "client_rss": peaks.get("client", 0),
         "supervisor_rss": peaks.get("supervisor", 0),
@@ -180,16 +190,26 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--upstream-python", default=None)
     parser.add_argument("--state-dir", default=None)
+    parser.add_argument("--no-cold", action="store_true", help="leave out the cold rows (a torch install each)")
     args = parser.parse_args()
     state = args.state_dir or tempfile.mkdtemp(prefix="kft-bench-")
-    warm_cfg = LocalProcessBackendConfig(state_dir=os.path.join(state, "jobs"))
+    hot_cfg = LocalProcessBackendConfig(state_dir=os.path.join(state, "jobs"))
+    warm_cfg = LocalProcessBackendConfig(state_dir=os.path.join(state, "jobs"), hot_starts=False)
     run_ours(warm_cfg, "prime")  # make sure the environment is cached: the warm runs measure reuse
-    warm = [run_ours(warm_cfg, f"warm{i}", follow=(i == 0)) for i in range(args.runs)]
-    follow = [run_ours(warm_cfg, f"follow{i}", follow=True)["latency"] for i in range(args.runs)]
+    run_ours(hot_cfg, "prime-hot")  # and that its zygote runs, and the SDK's (it forks the supervisors)
+    time.sleep(5)
+    run_ours(hot_cfg, "prime-hot-2")
+    hot1, hot2, warm, warm2 = [], [], [], []
+    for i in range(args.runs):  # interleaved, so that a change of load hits every row alike
+        hot1.append(run_ours(hot_cfg, f"hot{i}"))
+        hot2.append(run_ours(hot_cfg, f"hot2n{i}", nodes=2))
+        warm.append(run_ours(warm_cfg, f"warm{i}"))
+        warm2.append(run_ours(warm_cfg, f"warm2n{i}", nodes=2))
+    follow = [run_ours(hot_cfg, f"follow{i}", follow=True)["latency"] for i in range(args.runs)]
     cold = []
-    for i in range(args.runs):
+    for i in range(0 if args.no_cold else args.runs):
         cold_cfg = LocalProcessBackendConfig(
-            state_dir=os.path.join(state, "jobs"), cache_dir=os.path.join(state, f"cold-cache-{i}")
+            state_dir=os.path.join(state, "jobs"), cache_dir=os.path.join(state, f"cold-cache-{i}"), hot_starts=False
         )
         cold.append(run_ours(cold_cfg, f"cold{i}"))
     env = [e for e in TrainerClient(warm_cfg).backend.list_environments() if e.ready]  # type: ignore[attr-defined]
@@ -229,9 +249,19 @@ def main() -> int:
 
     w, c, f, u = med([r["seconds"] for r in warm]), med([r["seconds"] for r in cold]), med(floors), med(upstream)
     print(f"runs per row: {args.runs}; job: print a line, multiply two 3x3 tensors; medians in seconds\n")
+    print(f"machine load average (1, 5, 15 min) at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"{'measure':62s} {'median s':>9s}  runs")
+
+    def col(results: list[dict[str, float]], key: str = "seconds") -> list[float]:
+        return [r[key] for r in results]
+
     rows = [
-        ("this SDK, warm (environment cached)", w, [r["seconds"] for r in warm]),
+        ("this SDK, warm, hot start, 1 node (target <= 1.0)", med(col(hot1)), col(hot1)),
+        ("  first log line, hot start, 1 node (target <= 0.5)", med(col(hot1, "first_line")), col(hot1, "first_line")),
+        ("this SDK, warm, hot start, 2 nodes (target <= 1.5)", med(col(hot2)), col(hot2)),
+        ("this SDK, warm, torchrun (hot_starts=False), 1 node", w, [r["seconds"] for r in warm]),
+        ("  first log line, torchrun, 1 node", med(col(warm, "first_line")), col(warm, "first_line")),
+        ("this SDK, warm, torchrun (hot_starts=False), 2 nodes", med(col(warm2)), col(warm2)),
         ("this SDK, cold (new package set)", c, [r["seconds"] for r in cold]),
         ("floor: torchrun directly in the prepared venv", f, floors),
         ("upstream kubeflow 0.5.0 LocalProcessBackend", u, upstream),
@@ -248,6 +278,7 @@ def main() -> int:
         print(f"{label:62s} {med(imports[key]):9.2f}  {' '.join(f'{v:.2f}' for v in imports[key])}")
     print()
     print(f"job environment bytecode: {compiled} of {total} torch modules compiled")
+    print(f"warm hot start vs torchrun: {med(col(hot1)) / w:.2f}x the time; vs floor {med(col(hot1)) / f:.2f}x")
     print(f"warm vs upstream: {u / w:.1f}x faster (target >= 10x)")
     print(f"warm vs floor: {w / f:.2f}x (target <= 1.5x)")
     print(f"cold vs upstream: {c / u:.2f}x of upstream's time (target <= 1.0)")

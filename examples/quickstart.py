@@ -1,4 +1,5 @@
-"""Quick start: a 2-node PyTorch job (gloo all-reduce) on the local backend; prints each node's logs.
+"""Quick start: a 2-node PyTorch job (gloo all-reduce) on the local backend; shows its preparation, then prints
+every node's logs.
 
 Switch backends by changing one name: TrainerClient(backend="docker"), "podman" or "kubernetes".
 """
@@ -40,12 +41,12 @@ def main() -> int:
     backend = os.environ.get("KUBEFLOW_TRAINER_BACKEND", "local")
     client = TrainerClient(backend=backend)
     name = client.train(trainer=CustomTrainer(func=train, func_args={"epochs": 3}, num_nodes=2))
-    print(f"started {name} on {backend}; following node-0:")
-    for line in client.get_job_logs(name, follow=True):
-        print(f"[node-0] {line}")
+    print(f"started {name} on {backend}; its preparation, then the logs of all nodes:", flush=True)
+    # While the job prepares (installing torch into the job's environment on a first run, pulling, starting
+    # nodes) a progress display shows how far it is; then every node's lines, merged, prefixed [node-N].
+    for line in client.get_job_logs(name, step="all", follow=True):
+        print(line, flush=True)
     job = client.wait_for_job_status(name, timeout=1800)
-    for line in client.get_job_logs(name, step="node-1"):
-        print(f"[node-1] {line}")
     print(f"{name}: {job.status}; steps: {[(s.name, s.status) for s in job.steps]}")
     client.delete_job(name)
     return 0 if job.status == "Complete" else 1

@@ -42,6 +42,20 @@ def core_alone() -> None:
         raise AssertionError("ContainerBackendConfig resolved without trainer-containers")
     assert "pip install 'trainer-core[docker]'" in hint, hint
     print("core alone has no container code:", hint)
+    _cli_installed()
+
+
+def _cli_installed() -> None:
+    """The kubeflow-trainer console script comes with trainer-core alone, with its dependencies."""
+    import os
+    import subprocess
+
+    script = os.path.join(os.path.dirname(sys.executable), "kubeflow-trainer")
+    helped = subprocess.run([script, "--help"], capture_output=True, text=True, check=True).stdout
+    assert "Exit codes" in helped, helped
+    listed = subprocess.run([script, "backends"], capture_output=True, text=True, check=True).stdout
+    assert "no backend installed" in listed, listed
+    print("kubeflow-trainer CLI OK")
 
 
 def docker_extra() -> None:

@@ -5,66 +5,29 @@ Components that cannot start make the tests that need them fail with the reason 
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # porting.py, substitutions.py
+sys.path.insert(0, str(HERE.parent))  # support/
+from support.plane import K8S_LOCK, locked, started_plane  # noqa: E402
+
 ROOT = HERE.parents[1]
 K8S = ROOT / "scripts" / "k8s"
 CONTAINERS = ROOT / "scripts" / "containers"
 ENGINES_LOCK = "/tmp/kft-engines.lock"
-K8S_LOCK = "/tmp/kft-k8s-plane.lock"
 collect_ignore = ["upstream"]  # vendored upstream examples are run by test_examples.py, not collected
 UPSTREAM_VERSION = "0.5.0"
 UPSTREAM_VENV = Path(
     os.environ.get("KFT_COMPAT_UPSTREAM_VENV", ROOT / ".bench" / f"compat-kubeflow-{UPSTREAM_VERSION}")
 )
-
-
-@contextmanager
-def locked(path: str) -> Iterator[None]:
-    """Hold an exclusive flock on ``path`` (the same lock `flock <path> <cmd>` takes). When a process this
-    one runs under already holds it (`flock /tmp/kft-engines.lock nox -s compat`), that lock covers this run:
-    waiting for it would deadlock this run and every other user of the lock."""
-    with open(path, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if _held_by_an_ancestor(path):
-                yield
-                return
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _held_by_an_ancestor(path: str) -> bool:
-    """Whether the flock on ``path`` is held by one of this process's ancestors (from /proc/locks)."""
-    inode = os.stat(path).st_ino
-    holders = set()
-    for line in Path("/proc/locks").read_text().splitlines():
-        fields = line.split()
-        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode):
-            holders.add(int(fields[4]))
-    pid = os.getppid()
-    while pid > 1:
-        if pid in holders:
-            return True
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        pid = int(stat.rsplit(")", 1)[1].split()[1])
-    return False
 
 
 @pytest.fixture(scope="session")
@@ -110,21 +73,8 @@ def engines_env() -> dict[str, str]:
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
     """The real control plane, started once for the session under the k8s plane lock (fixed ports)."""
     run_dir = Path(os.environ.get("KFT_K8S_RUN_DIR") or tmp_path_factory.mktemp("k8s") / "run")
-    env = dict(os.environ, KFT_K8S_RUN_DIR=str(run_dir))
-    with locked(K8S_LOCK):
-        subprocess.run(["bash", str(K8S / "build.sh")], env=env, check=False, capture_output=True)
-        up = subprocess.run(["bash", str(K8S / "up.sh")], env=env, check=False, capture_output=True, text=True)
-        status_file = run_dir / "components.json"
-        try:
-            if not status_file.exists():
-                pytest.fail(f"the test control plane did not start: {up.stdout[-2000:]}{up.stderr[-2000:]}")
-            status = json.loads(status_file.read_text())
-            broken = {c: why for c, why in status["components"].items() if why != "ok"}
-            if broken:
-                pytest.fail(f"test control plane components not available: {broken}", pytrace=False)
-            yield status
-        finally:
-            subprocess.run(["bash", str(K8S / "down.sh")], env=env, check=False, capture_output=True)
+    with locked(K8S_LOCK), started_plane(run_dir) as status:
+        yield status
 
 
 @pytest.fixture

@@ -108,12 +108,15 @@ def test_dry_run_renders_limits_shm_and_gpu_requests(client, engine):
     assert node1.cpu == 2 and node1.memory == 4 * 2**30 and node1.shm_size == 2**30  # default 1Gi
     assert "--nproc-per-node=2" in node1.command  # processes follow the GPU count
     assert "--master-addr=kft-render-node-0" in node1.command
-    assert node1.command[0] == "torchrun"  # no packages: no launcher in front
+    assert node1.command[:2] == ["/bin/sh", "-c"]  # every step runs under the watcher (self-policing)
+    watched = node1.command[node1.command.index("--") + 1 :]
+    assert watched[0] == "torchrun"  # no packages: no launcher in front
     with_pkgs = CustomTrainer(
         func=counter, func_args={"n": 1}, packages_to_install=["six"], pip_index_urls=["https://i.invalid/simple"]
     )
     launched = client.dry_run(trainer=with_pkgs).request
-    assert launched.containers[0].command[:3] == ["python3", "/workspace/.kft/launch.py", "torchrun"]
+    launched_cmd = launched.containers[0].command
+    assert launched_cmd[launched_cmd.index("--") + 1 :][:3] == ["python3", "/workspace/.kft/launch.py", "torchrun"]
     assert launched.containers[0].env["KFT_PIP_ARGS"] == '["--index-url", "https://i.invalid/simple"]'
     assert ".kft/launch.py" in launched.files
     assert node1.env["PET_NODE_RANK"] == "1"

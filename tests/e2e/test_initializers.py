@@ -12,10 +12,12 @@ from __future__ import annotations
 import io
 import sys
 import tarfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import config_for, engine_objects, require_engine
@@ -42,6 +44,7 @@ from kubeflow_trainer.testing.jobs import tree_digest, tree_job
 DATASET = {"train.jsonl": b'{"x": 1}\n{"x": 2}\n', "val/part-0.jsonl": b'{"x": 3}\n', "README.md": b"# data\n"}
 MODEL_FILES = {"config.json": b'{"layers": 2}', "weights/model.safetensors": bytes(range(256)) * 64}
 TIMEOUT = 300
+TRICKLE_BYTES = 6_000_000
 
 
 def model_tarball() -> bytes:
@@ -72,8 +75,14 @@ def s3() -> Iterator[S3Server]:
 
 @pytest.fixture(scope="module")
 def files() -> Iterator[FileServer]:
-    served = {"/models/m.tar.gz": model_tarball(), "/models/raw.bin": b"raw", "/models/slow.bin": b"slow"}
-    with FileServer(served, delays={"/models/slow.bin": 20}) as server:
+    served = {
+        "/models/m.tar.gz": model_tarball(),
+        "/models/raw.bin": b"raw",
+        "/models/slow.bin": b"slow",
+        "/models/trickle.bin": bytes(TRICKLE_BYTES),
+    }
+    rates = {"/models/trickle.bin": TRICKLE_BYTES // 6}  # about 6 s to download
+    with FileServer(served, delays={"/models/slow.bin": 20}, rates=rates) as server:
         yield server
 
 
@@ -344,3 +353,41 @@ def test_a_named_cache_is_reused_instead_of_downloading_again(backend, files):
         client.backend.delete_cache(cache)  # type: ignore[attr-defined]
     with pytest.raises(InvalidRequestError, match="no initializer cache"):
         client.backend.delete_cache(cache)  # type: ignore[attr-defined]
+
+
+def test_a_download_shows_its_bytes_and_files_while_the_step_runs(backend, files, capfd, monkeypatch):
+    """The initializer runner's progress lines reach ``TrainJob.preparation`` (bytes fetched of the total, the
+    files in the detail) while the step runs, and the progress display of ``wait_for_job_status`` shows them."""
+    name_, client, host = backend
+    monkeypatch.setenv("KUBEFLOW_TRAINER_PROGRESS", "plain")
+    name = client.train(
+        initializer=Initializer(model=UrlModelInitializer(storage_uri=files.url("/models/trickle.bin", host))),
+        trainer=trainer(),
+        options=[Name(f"init-progress-{uuid.uuid4().hex[:6]}")],
+    )
+    seen = []
+    waited: list[Any] = []
+    waiter = threading.Thread(
+        target=lambda: waited.append(client.wait_for_job_status(name, timeout=TIMEOUT, polling_interval=0.3))
+    )
+    waiter.start()  # shows the progress display (plain lines on stderr) while this thread polls get_job
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            job = client.get_job(name)
+            if job.preparation is not None and job.preparation.unit == "bytes":
+                seen.append(job.preparation)
+            if job.status in ("Complete", "Failed") or any(
+                s.name == "model-initializer" and s.status in ("Complete", "Failed") for s in job.steps
+            ):
+                break
+            time.sleep(0.3)
+        assert any(0 < p.done < TRICKLE_BYTES and p.total == TRICKLE_BYTES for p in seen if p.done), seen
+        assert all("model-initializer: " in p.detail and " files" in p.detail for p in seen), seen
+        waiter.join(TIMEOUT)
+        assert waited and waited[0].status == "Complete", waited and waited[0].message
+        shown = [x for x in capfd.readouterr().err.splitlines() if f"[{name}] initializing: " in x]
+        assert any(x.endswith("/6.0 MB (model-initializer: 0/1 files)") for x in shown), shown
+        print(f"{name_}: {len(seen)} byte counts seen, e.g. {seen[len(seen) // 2].describe()}")
+    finally:
+        client.delete_job(name)

@@ -107,11 +107,15 @@ class S3Server:
 
 class FileServer:
     """Serves ``files`` (URL path -> bytes) over HTTP on all interfaces; :attr:`gets` counts downloads.
-    A path in ``delays`` is answered only after that many seconds (a slow server)."""
+    A path in ``delays`` is answered only after that many seconds (a slow server); a path in ``rates`` is sent
+    at that many bytes per second (a slow link: the body arrives in 64 KiB pieces)."""
 
-    def __init__(self, files: dict[str, bytes], delays: dict[str, float] | None = None) -> None:
+    def __init__(
+        self, files: dict[str, bytes], delays: dict[str, float] | None = None, rates: dict[str, int] | None = None
+    ) -> None:
         self.files = dict(files)
         self.delays = dict(delays or {})
+        self.rates = dict(rates or {})
         self.gets: dict[str, int] = {}
         lock = threading.Lock()
         server = self
@@ -128,7 +132,15 @@ class FileServer:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                rate = server.rates.get(self.path)
+                if not rate:
+                    self.wfile.write(body)
+                    return
+                piece = 64 << 10
+                for start in range(0, len(body), piece):
+                    self.wfile.write(body[start : start + piece])
+                    self.wfile.flush()
+                    time.sleep(piece / rate)
 
             def log_message(self, *args: Any) -> None:
                 pass

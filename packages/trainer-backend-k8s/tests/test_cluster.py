@@ -332,3 +332,74 @@ def test_forbidden_says_which_verb_and_resource(plane, namespace, tmp_path):
         c.list_jobs()
     text = str(info.value)
     assert "kft-nobody" in text and 'cannot list resource "trainjobs"' in text and namespace in text
+
+
+def test_a_suspended_trainjob_is_suspended_and_waiting_for_running_works_across_resume(client, plane):
+    """kubeflow/sdk#803: a TrainJob created suspended (as Kueue does) reads Suspended, not Created; after the
+    resume (spec.suspend false, as Kueue's admission does) it reads Running, and wait_for_job_status({"Running"})
+    started while it was suspended returns."""
+    require(plane, "trainer", "jobset", "kube-controller-manager", "kube-scheduler", "kwok", "nodes")
+    import threading
+
+    from kubernetes import client as k8s
+    from kubernetes import config
+
+    def suspend(job_spec, trainer, backend):
+        job_spec["spec"]["suspend"] = True
+
+    name = client.train(trainer=CustomTrainer(func=train_fn, num_nodes=2), options=[Name("suspended"), suspend])
+    try:
+        deadline = time.monotonic() + 60
+        while (job := client.get_job(name)).status != "Suspended" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert job.status == "Suspended", (job.status, job.message)
+        time.sleep(3)  # the controllers had their chance to start it: still suspended, nothing runs
+        assert client.get_job(name).status == "Suspended"
+        got: dict[str, object] = {}
+        waiter = threading.Thread(
+            target=lambda: got.update(
+                job=client.wait_for_job_status(name, {"Running"}, timeout=120, polling_interval=0.5)
+            )
+        )
+        waiter.start()
+        time.sleep(1)
+        api = k8s.CustomObjectsApi(config.new_client_from_config(plane["kubeconfig"]))
+        api.patch_namespaced_custom_object(
+            "trainer.kubeflow.org",
+            "v1alpha1",
+            client.backend.namespace,
+            "trainjobs",
+            name,
+            {"spec": {"suspend": False}},
+        )
+        waiter.join(150)
+        assert not waiter.is_alive() and got["job"].status == "Running", got
+        conditions = api.get_namespaced_custom_object(
+            "trainer.kubeflow.org", "v1alpha1", client.backend.namespace, "trainjobs", name
+        )["status"].get("conditions", [])
+        print("conditions after the resume:", [(c["type"], c["status"], c.get("reason")) for c in conditions])
+    finally:
+        client.delete_job(name)
+
+
+def test_max_restarts_is_rendered_for_torchrun_and_accepted_by_the_api_server(client, plane):
+    """MaxRestarts(n) reaches the pods' torchrun as PET_MAX_RESTARTS (the TrainJob API has no JobSet
+    failurePolicy field); the real validation accepts it; MaxRestarts on a container trainer is refused."""
+    require(plane, "trainer", "webhooks", "runtimes")
+    from kubeflow_trainer import MaxRestarts
+
+    name = client.train(trainer=CustomTrainer(func=train_fn, num_nodes=2), options=[Name("restarts"), MaxRestarts(2)])
+    try:
+        from kubernetes import client as k8s
+        from kubernetes import config
+
+        api = k8s.CustomObjectsApi(config.new_client_from_config(plane["kubeconfig"]))
+        body = api.get_namespaced_custom_object(
+            "trainer.kubeflow.org", "v1alpha1", client.backend.namespace, "trainjobs", name
+        )
+        env = {e["name"]: e.get("value") for e in body["spec"]["trainer"]["env"]}
+        assert env["PET_MAX_RESTARTS"] == "2"
+    finally:
+        client.delete_job(name)
+    with pytest.raises(InvalidRequestError, match="MaxRestarts applies to a CustomTrainer"):
+        client.train(trainer=CustomTrainerContainer(image="example.invalid/t:1"), options=[MaxRestarts(1)])

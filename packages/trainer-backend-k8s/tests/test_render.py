@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -25,6 +26,7 @@ from kubeflow_trainer import (
 )
 from kubeflow_trainer.plan import build_plan
 from kubeflow_trainer.runtimes import builtin_runtimes
+from kubeflow_trainer_k8s.backend import termination_cause
 from kubeflow_trainer_k8s.render import BOOTSTRAP, FILES_ENV, initializer_secrets, render_trainjob
 
 WEIRD = "$HOME `id` $(PATH) \"dq\" 'sq' \\"
@@ -175,6 +177,13 @@ def test_raw_runtime_patch_fields_the_api_lacks_are_refused():
         render_trainjob(p, "ns")
 
 
+def run_shipped(tmp_path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The pod's command (BOOTSTRAP, then run_train.py with train.py) run here with ``env`` on top of this
+    process's; it is expected to fail (the functions these tests ship raise)."""
+    run = [sys.executable, "-c", BOOTSTRAP, sys.executable, "{dir}/run_train.py", "{dir}/train.py"]
+    return subprocess.run(run, env={**os.environ, **env}, capture_output=True, text=True, check=False, cwd=tmp_path)
+
+
 def fails(token: str) -> None:
     raise ValueError(f"user error {token}")
 
@@ -188,25 +197,165 @@ def test_an_uncaught_exception_becomes_the_pods_termination_message(tmp_path):
     env = {e["name"]: e["value"].replace("$$", "$") for e in trainer["env"]}
     termination = tmp_path / "termination-log"
     termination.write_text("")
-    run = [sys.executable, "-c", BOOTSTRAP, sys.executable, "{dir}/run_train.py", "{dir}/train.py"]
-    out = subprocess.run(
-        run,
-        env={**os.environ, **env, "KFT_TERMINATION_LOG": str(termination), "WORLD_SIZE": "2", "RANK": "1"},
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-    )
+    out = run_shipped(tmp_path, {**env, "KFT_TERMINATION_LOG": str(termination), "WORLD_SIZE": "2", "RANK": "1"})
     assert out.returncode == 1
     assert "ValueError: user error t0k" in out.stderr
-    assert termination.read_text() == "rank 1: ValueError: user error t0k\n"
-    missing = tmp_path / "absent"
-    out = subprocess.run(
-        run,
-        env={**os.environ, **env, "KFT_TERMINATION_LOG": str(missing)},
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
+    lines = termination.read_text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("{")  # one JSON line (torchrun's error-file format)
+    terminated = SimpleNamespace(message=termination.read_text(), reason="Error", exit_code=1)
+    line = fails.__code__.co_firstlineno + 1
+    assert termination_cause(terminated) == (
+        f'rank 1: ValueError: user error t0k (File "{__file__}", line {line}, in fails: '
+        'raise ValueError(f"user error {token}"))'
     )
+    missing = tmp_path / "absent"
+    out = run_shipped(tmp_path, {**env, "KFT_TERMINATION_LOG": str(missing)})
     assert out.returncode == 1 and not missing.exists()
+
+
+def test_termination_causes_name_out_of_memory_and_unresolvable_packages():
+    oom = termination_cause(SimpleNamespace(message="", reason="OOMKilled", exit_code=137))
+    assert "ran out of memory (OOMKilled, exit code 137)" in oom
+    pip = "ERROR: No matching distribution found for nopkg==9"
+    cause = termination_cause(SimpleNamespace(message=pip, reason="Error", exit_code=97))
+    assert cause.startswith("installing packages_to_install failed: the requirement 'nopkg==9' could not be resolved")
+    assert termination_cause(SimpleNamespace(message="", reason="Error", exit_code=3)) == "Error"
+
+
+def test_max_restarts_reaches_the_pods_torchrun_as_pet_max_restarts():
+    from kubeflow_trainer import MaxRestarts
+
+    body = render_trainjob(
+        plan(trainer=CustomTrainer(func=show, func_args={"text": "x"}), options=[MaxRestarts(restarts=3)]), "ns"
+    )
+    env = {e["name"]: e["value"] for e in body["spec"]["trainer"]["env"]}
+    assert env["PET_MAX_RESTARTS"] == "3"
+    files = json.loads(base64.b64decode(env[FILES_ENV]))
+    assert "_kft_restart" in files["train.py"]  # the script records torchrun's restarts (where it can)
+    plain = render_trainjob(plan(trainer=CustomTrainer(func=show, func_args={"text": "x"})), "ns")
+    assert "PET_MAX_RESTARTS" not in {e["name"] for e in plain["spec"]["trainer"]["env"]}
+
+
+@pytest.mark.parametrize(
+    ("spec", "conditions", "pods_running", "expected"),
+    [
+        ({"suspend": True}, [], False, "Suspended"),
+        ({"suspend": True}, [{"type": "Suspended", "status": "True", "reason": "Suspended"}], False, "Suspended"),
+        # kubeflow/sdk#803: after the resume a Suspended=False (Resumed) condition stays behind
+        ({"suspend": False}, [{"type": "Suspended", "status": "False", "reason": "Resumed"}], True, "Running"),
+        ({}, [], False, "Created"),
+    ],
+)
+def test_suspended_trainjobs_read_suspended_and_resumed_ones_run(spec, conditions, pods_running, expected):
+    from types import SimpleNamespace
+
+    from kubeflow_trainer_k8s.backend import KubernetesBackend
+
+    backend = object.__new__(KubernetesBackend)
+    obj = {
+        "metadata": {"name": "j", "creationTimestamp": "2026-12-07T00:00:00Z"},
+        "spec": {"runtimeRef": {"name": "torch-distributed"}, "trainer": {"numNodes": 1}, **spec},
+        "status": {"conditions": conditions},
+    }
+    pods = []
+    if pods_running:
+        labels = {"jobset.sigs.k8s.io/replicatedjob-name": "node", "batch.kubernetes.io/job-completion-index": "0"}
+        pods = [
+            SimpleNamespace(
+                metadata=SimpleNamespace(name="j-node-0-0", labels=labels, creation_timestamp=None),
+                status=SimpleNamespace(phase="Running", container_statuses=[]),
+                spec=SimpleNamespace(containers=[]),
+            )
+        ]
+    (runtime,) = builtin_runtimes()
+    job = backend._job(obj, pods, {("ClusterTrainingRuntime", "torch-distributed"): runtime})
+    assert job.status == expected, (job.status, job.message)
+
+
+def test_a_restart_is_recorded_in_the_termination_message_and_read_back(tmp_path):
+    """With MaxRestarts, a restarted node's workers append ``kft-restart <count> <time>`` to the container's
+    termination message (the rendered env names it); the backend reads it back as the step's restart count and a
+    Restarted event, and the failure's message ignores the record line. (The pod status is built here from the
+    file the job wrote; the kubelet tier runs the same through a real kubelet: the kit's restart check.)"""
+    from kubeflow_trainer import MaxRestarts
+    from kubeflow_trainer import restarts as restart_records_module
+    from kubeflow_trainer_k8s.backend import restart_records
+
+    p = plan(trainer=CustomTrainer(func=fails, func_args={"token": "again"}), options=[MaxRestarts(restarts=1)])
+    trainer = render_trainjob(p, "ns")["spec"]["trainer"]
+    env = {e["name"]: e["value"].replace("$$", "$") for e in trainer["env"]}
+    assert env[restart_records_module.RECORDS_FILE_ENV] == "/dev/termination-log"
+    termination = tmp_path / "termination-log"
+    termination.write_text("")
+    job_env = {
+        **env,
+        "KFT_TERMINATION_LOG": str(termination),
+        restart_records_module.RECORDS_FILE_ENV: str(termination),
+        "TORCHELASTIC_RESTART_COUNT": "1",  # as torchrun sets it in a restarted worker group
+        "GROUP_RANK": "1",
+    }
+    out = run_shipped(tmp_path, job_env)
+    assert out.returncode == 1
+    assert "[kubeflow-trainer] node-1: torchrun restarted the workers after a failure (restart 1)" in out.stdout
+    text = termination.read_text()
+    assert text.startswith("kft-restart 1 ") and len(text.splitlines()) == 2, text
+    terminated = SimpleNamespace(message=text, reason="Error", exit_code=1)
+    assert termination_cause(terminated).startswith("ValueError: user error again")
+    pod = SimpleNamespace(
+        status=SimpleNamespace(container_statuses=[SimpleNamespace(state=SimpleNamespace(terminated=terminated))])
+    )
+    records = restart_records(pod)
+    assert [count for count, _ in records] == [1]
+    assert "restart 1" in restart_records_module.events("node-1", records)[0].message
+    running = SimpleNamespace(
+        status=SimpleNamespace(container_statuses=[SimpleNamespace(state=SimpleNamespace(terminated=None))])
+    )
+    assert restart_records(running) == []
+    # no record file in the container (not on Kubernetes): nothing is created, the job's error stands
+    missing = tmp_path / "absent"
+    out = run_shipped(tmp_path, {**job_env, restart_records_module.RECORDS_FILE_ENV: str(missing)})
+    assert out.returncode == 1 and not missing.exists()
+
+
+def test_a_failed_job_names_the_step_that_failed_first():
+    """The JobSet's message names its failed Job ("<job>-node-0" holds every node's pod); the job's message
+    names the node whose container failed first and its cause, as the other backends do, then the condition."""
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    from kubeflow_trainer_k8s.backend import KubernetesBackend
+
+    def pod(rank: int, finished: int, message: str, code: int) -> SimpleNamespace:
+        labels = {
+            "jobset.sigs.k8s.io/replicatedjob-name": "node",
+            "batch.kubernetes.io/job-completion-index": str(rank),
+        }
+        terminated = SimpleNamespace(
+            exit_code=code,
+            reason="Error",
+            message=message,
+            finished_at=datetime(2026, 12, 7, 0, 0, finished, tzinfo=timezone.utc),
+        )
+        return SimpleNamespace(
+            metadata=SimpleNamespace(name=f"j-node-0-{rank}", labels=labels, creation_timestamp=None),
+            status=SimpleNamespace(
+                phase="Failed", container_statuses=[SimpleNamespace(state=SimpleNamespace(terminated=terminated))]
+            ),
+            spec=SimpleNamespace(containers=[]),
+        )
+
+    condition = "jobset failed due to one or more job failures (first failed job: j-node-0)"
+    obj = {
+        "metadata": {"name": "j", "creationTimestamp": "2026-12-07T00:00:00Z"},
+        "spec": {"runtimeRef": {"name": "torch-distributed"}, "trainer": {"numNodes": 2}},
+        "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "FailedJobs", "message": condition}]},
+    }
+    backend = object.__new__(KubernetesBackend)
+    (runtime,) = builtin_runtimes()
+    runtimes = {("ClusterTrainingRuntime", "torch-distributed"): runtime}
+    pods = [pod(0, 9, "", 1), pod(1, 5, "kft-restart 1 1.0\nrank 1: SystemExit: 3", 3)]
+    job = backend._job(obj, pods, runtimes)
+    assert job.message == f"node-1 failed: rank 1: SystemExit: 3 (the TrainJob's condition: {condition})", job.message
+    # no message from the job: what the exit code means
+    job = backend._job(obj, [pod(1, 5, "", 137)], runtimes)
+    assert (job.message or "").startswith("node-1 failed: killed by SIGKILL (exit code 137)"), job.message

@@ -42,6 +42,15 @@ def rank1_fails() -> None:
     time.sleep(300)
 
 
+def rank0_ends_last() -> None:
+    import os
+    import time
+
+    if os.environ.get("RANK") == "0":
+        time.sleep(1.0)  # node 1 reaches the exit barrier first; node 0, which hosts the store, arrives last
+    print(f"ended {os.environ.get('RANK')}", flush=True)
+
+
 def sleep_forever() -> None:
     import time
 
@@ -81,3 +90,76 @@ def bytecode_report() -> None:
         f"BYTECODE probe={probe.exists()} compiled={compiled} dont_write={os.environ.get('PYTHONDONTWRITEBYTECODE')}",
         flush=True,
     )
+
+
+def report_env(out_dir: str) -> None:
+    """Write what this worker sees (environment, cwd, argv, sys.path[0], affinity) to ``<out_dir>/<RANK>.json``."""
+    import json
+    import os
+    import sys
+
+    seen = {
+        "env": dict(os.environ),
+        "cwd": os.getcwd(),
+        "argv": sys.argv,
+        "path0": sys.path[0],
+        "name": __name__,
+        "cpus": sorted(os.sched_getaffinity(0)),
+    }
+    with open(os.path.join(out_dir, f"{os.environ['RANK']}.json"), "w") as fh:
+        json.dump(seen, fh)
+
+
+LEAK_GLOBAL = "pristine"
+
+
+def mutate_and_report(tag: str) -> None:
+    """Report the state this job starts with, then change every kind of process state it can: a module-level
+    global of its own module, attributes of imported modules, the environment, the working directory, the
+    numpy RNG. The next job must see none of it."""
+    import json
+    import os
+    import sys
+
+    import numpy
+    import torch
+
+    main = sys.modules["__main__"]
+    seen = {
+        "tag": tag,
+        "env_tag": os.environ.get("KFT_JOB_TAG"),
+        "leaked_env": os.environ.get("KFT_LEAK"),
+        "global": getattr(main, "LEAK_GLOBAL", None),
+        "torch_attr": getattr(torch, "_kft_leak", None),
+        "json_attr": getattr(json, "_kft_leak", None),
+        "cwd": os.getcwd(),
+        "numpy_draw": float(numpy.random.rand()),
+        "threads": torch.get_num_threads(),
+    }
+    print("SEEN " + json.dumps(seen, sort_keys=True), flush=True)
+    main.LEAK_GLOBAL = f"mutated by {tag}"
+    torch._kft_leak = tag
+    json._kft_leak = tag
+    os.environ["KFT_LEAK"] = tag
+    torch.set_num_threads(1)
+    os.chdir("/")
+
+
+def raise_error() -> None:
+    print("ABOUT TO FAIL", flush=True)
+    raise ValueError("boom from the job")
+
+
+def ranks_fail_in_turn() -> None:
+    """Two processes per node, two nodes: global rank 3 raises first, rank 0 a second later; the others wait."""
+    import os
+    import time
+
+    rank = int(os.environ["RANK"])
+    if rank == 3:
+        time.sleep(1)
+        raise KeyError("rank three's key")
+    if rank == 0:
+        time.sleep(2)
+        raise ValueError("rank zero, later")
+    time.sleep(60)

@@ -76,7 +76,10 @@ def supervisors_of(state_dir: str, name: str) -> list[psutil.Process]:
             argv = proc.cmdline()
         except psutil.Error:
             continue
-        if "kubeflow_trainer_local.supervisor" in argv and argv[-2:] == [state_dir, name]:
+        if "kubeflow_trainer_local.supervisor" not in argv:
+            continue
+        at = argv.index("kubeflow_trainer_local.supervisor")
+        if argv[at + 1 : at + 3] == [state_dir, name]:  # then the admission ticket it inherited
             found.append(proc)
     return found
 
@@ -120,7 +123,11 @@ def assert_runs_as_requested(proc: psutil.Process, process: Process, supervisor_
     assert env["PATH"] == os.pathsep.join([*process.path_prepend, supervisor_env.get("PATH", "")])
 
 
-def test_running_job_matches_its_dry_run(client, local_config, monkeypatch):
+def test_running_job_matches_its_dry_run(local_config, monkeypatch):
+    """The torchrun path, read from the process table (hot starts off: a forked node's argv and
+    ``/proc/<pid>/environ`` are its zygote's; test_hot_start compares what the forked workers see)."""
+    local_config = local_config.model_copy(update={"hot_starts": False})
+    client = TrainerClient(local_config)
     monkeypatch.setenv("KFT_FROM_CALLER", "inherited")
     trainer = CustomTrainer(
         func=jobs.sleep_forever, num_nodes=2, resources_per_node={"cpu": 1}, env={"KFT_FROM_JOB": "job"}
@@ -143,13 +150,10 @@ def test_running_job_matches_its_dry_run(client, local_config, monkeypatch):
 
         # The process table: the supervisor, then one torchrun per node as the request states it.
         (supervisor,) = supervisors_of(local_config.state_dir, name)
-        assert supervisor.cmdline() == [
-            sys.executable,
-            "-m",
-            "kubeflow_trainer_local.supervisor",
-            local_config.state_dir,
-            name,
-        ]
+        *argv, ticket = supervisor.cmdline()
+        assert argv == [sys.executable, "-m", "kubeflow_trainer_local.supervisor", local_config.state_dir, name]
+        fd, _, ticket_path = ticket.partition(":")  # the admission ticket it inherited, locked, by descriptor
+        assert fd.isdigit() and os.path.dirname(ticket_path).endswith(os.path.join("admission", "queue"))
         supervisor_env = environ_of(supervisor)
         assert supervisor_env["KFT_FROM_CALLER"] == "inherited"
         client.wait_for_job_status(name, {"Running"}, timeout=300, polling_interval=0.1)
@@ -176,7 +180,11 @@ def silent_hub():
         yield f"http://127.0.0.1:{server.getsockname()[1]}"
 
 
-def test_initializer_secret_reaches_only_its_step(client, local_config, monkeypatch, silent_hub):
+def test_initializer_secret_reaches_only_its_step(local_config, monkeypatch, silent_hub):
+    """Read from the process table, so the supervisor is a started process (hot starts off: a forked
+    supervisor's argv and ``/proc/<pid>/environ`` are its zygote's)."""
+    local_config = local_config.model_copy(update={"hot_starts": False})
+    client = TrainerClient(local_config)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     token = "hf_secret_never_on_disk"

@@ -30,8 +30,9 @@ def engine() -> FakeEngine:
 
 
 @pytest.fixture
-def backend(engine: FakeEngine) -> ContainerBackend:
-    backend = ContainerBackend(ContainerBackendConfig(image=IMAGE, pull_policy="Never"), engine)
+def backend(engine: FakeEngine, tmp_path) -> ContainerBackend:
+    config = ContainerBackendConfig(image=IMAGE, pull_policy="Never", queue_dir=str(tmp_path / "queue"))
+    backend = ContainerBackend(config, engine)
     backend.name = "fake"  # what the registry sets from the backend's spec
     return backend
 

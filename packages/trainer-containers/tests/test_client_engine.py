@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from kubeflow_trainer.errors import BackendError, BackendUnavailableError
 from kubeflow_trainer_containers.client_engine import ClientEngine, translate_errors
-from kubeflow_trainer_containers.engine import ContainerInfo, EngineEvent
+from kubeflow_trainer_containers.engine import ContainerInfo, EngineEvent, LayerProgress, split_image
 from kubeflow_trainer_containers.request import ContainerSpec
 
 
@@ -81,6 +81,18 @@ class Collection:
         self.client.record(f"{self.kind}.pull", image, {})
 
 
+class LowLevelAPI:
+    """``client.api``: the pull stream (docker-py's ``APIClient.pull(stream=True, decode=True)``)."""
+
+    def __init__(self, client: StandInClient) -> None:
+        self.client = client
+
+    def pull(self, repo: str, tag: str, stream: bool, decode: bool) -> Iterator[dict[str, Any]]:
+        assert stream and decode
+        self.client.record("images.pull", f"{repo}:{tag}", {})
+        return iter(self.client.pull_reports)
+
+
 class StandInClient:
     """A docker-py-shaped client: calls are recorded; ``fail_with`` makes every call raise that error."""
 
@@ -94,6 +106,8 @@ class StandInClient:
         self.networks = Collection(self, "networks")
         self.volumes = Collection(self, "volumes")
         self.images = Collection(self, "images")
+        self.api = LowLevelAPI(self)
+        self.pull_reports: list[dict[str, Any]] = []
 
     def record(self, call: str, name: str, kwargs: dict[str, Any]) -> None:
         if self.fail_with is not None:
@@ -251,6 +265,44 @@ def test_pull_refusal_says_why_the_image_could_not_be_pulled(engine):
     engine.client.fail_with = APIError("500", explanation="manifest unknown")
     with pytest.raises(BackendError, match=r"^manifest unknown$"):
         engine.pull_image("img:missing")
+
+
+def test_pull_reports_become_layer_progress_and_an_error_report_fails_the_pull(engine):
+    engine.client.pull_reports = [
+        {"status": "Pulling from kft/pull", "id": "t1"},
+        {"status": "Already exists", "progressDetail": {}, "id": "aaa"},
+        {"status": "Pulling fs layer", "progressDetail": {}, "id": "bbb"},
+        {"status": "Downloading", "progressDetail": {"current": 10, "total": 40}, "id": "bbb"},
+        {"status": "Extracting", "progressDetail": {"current": 99, "total": 99}, "id": "bbb"},
+        {"status": "Pull complete", "progressDetail": {}, "id": "bbb"},
+        {"status": "Digest: sha256:0"},
+    ]
+    seen: list[LayerProgress] = []
+    engine.pull_image("127.0.0.1:5000/kft/pull:t1", seen.append)
+    assert ("images.pull", "127.0.0.1:5000/kft/pull:t1", {}) in engine.client.calls
+    assert [(x.layer, x.state, x.current, x.total) for x in seen] == [
+        ("aaa", "present", None, None),
+        ("bbb", "waiting", None, None),
+        ("bbb", "downloading", 10, 40),
+        ("bbb", "extracting", None, None),  # extracted bytes are not downloaded bytes
+        ("bbb", "done", None, None),
+    ]
+    engine.client.pull_reports = [{"errorDetail": {"message": "manifest unknown"}, "error": "manifest unknown"}]
+    with pytest.raises(BackendError, match=r"^manifest unknown$"):
+        engine.pull_image("img:3")
+
+
+@pytest.mark.parametrize(
+    ("image", "parts"),
+    [
+        ("127.0.0.1:5000/a/b:v1", ("127.0.0.1:5000/a/b", "v1")),
+        ("127.0.0.1:5000/a/b", ("127.0.0.1:5000/a/b", "latest")),
+        ("busybox", ("busybox", "latest")),
+        ("repo/img@sha256:abc", ("repo/img", "sha256:abc")),
+    ],
+)
+def test_split_image(image, parts):
+    assert split_image(image) == parts
 
 
 def test_errors_that_are_not_the_engines_pass_unchanged(engine):

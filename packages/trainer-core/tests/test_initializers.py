@@ -115,3 +115,34 @@ def test_node_env_and_runner_ship_with_core():
     }
     source = runner_source()
     assert "def main(" in source and "import kubeflow_trainer" not in source  # standalone in the job
+
+
+def test_the_runner_prints_progress_that_the_backends_read(tmp_path: Path):
+    """The runner, run as jobs run it (``python initializer.py spec.json``), on a local directory source: its
+    progress lines parse into the Preparation backends report, ending with every file and byte."""
+    import subprocess
+    import sys
+
+    from kubeflow_trainer.preparation import initializer_progress
+
+    source = tmp_path / "source"
+    (source / "sub").mkdir(parents=True)
+    (source / "a.bin").write_bytes(b"x" * 3000)
+    (source / "sub" / "b.bin").write_bytes(b"y" * 1000)
+    runner = tmp_path / "initializer.py"
+    runner.write_text(runner_source())
+    spec = {"step": "dataset-initializer", "source": {"type": "path", "path": str(source)}}
+    spec["output"] = str(tmp_path / "out")
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    out = subprocess.run(
+        [sys.executable, str(runner), str(tmp_path / "spec.json")], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    progress = [line for line in out if " progress: " in line]
+    assert progress[0] == "[dataset-initializer] progress: 0/2 files, 0/4000 bytes", out
+    assert progress[-1] == "[dataset-initializer] progress: 2/2 files, 4000/4000 bytes", out
+    prep = initializer_progress(out)
+    assert prep is not None and (prep.done, prep.total, prep.unit) == (4000, 4000, "bytes")
+    assert prep.describe() == "initializing: 4.0/4.0 kB (dataset-initializer: 2/2 files)"
+    first = initializer_progress(progress[:1])
+    assert first is not None and first.describe() == "initializing: 0.0/4.0 kB (dataset-initializer: 0/2 files)"
+    assert initializer_progress(["[x] downloading http://h/m", "some progress: text"]) is None

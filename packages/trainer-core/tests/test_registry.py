@@ -25,6 +25,7 @@ class {cls}Config(BackendConfig):
     pass
 
 class {cls}Backend(Backend):
+    name = "{name}"
     def render(self, plan): return {{"plan": plan.name}}
     def submit(self, plan): pass
     def list_jobs(self, runtime=None): return []
@@ -176,3 +177,83 @@ def test_adjust_hook_edits_every_plan(tmp_path, monkeypatch):
 
     result = TrainerClient(backend="alpha", registry=reg).dry_run(trainer=CustomTrainer(func=train))
     assert result.plan.env["ADDED_BY_POLICY"] == "alpha"
+
+
+def test_backend_names_itself_and_the_registry_checks_it(tmp_path, monkeypatch):
+    """A backend's name is its own (a class attribute), not assigned after construction: a factory returning a
+    backend named otherwise than its registration is refused; an unnamed (older) backend is named with a
+    DeprecationWarning."""
+    wrong = PLUGIN.format(cls="Gamma", name="gamma").replace('name = "gamma"', 'name = "not-gamma"')
+    unnamed = PLUGIN.format(cls="Delta", name="delta").replace('    name = "delta"\n', "")
+    make_dist(tmp_path, "dist-gamma", "kft_test_gamma", "gamma", wrong)
+    make_dist(tmp_path, "dist-delta", "kft_test_delta", "delta", unnamed)
+    reg = registry_for(tmp_path, monkeypatch)
+    with pytest.raises(BackendLoadError, match=r"named 'not-gamma'.*set name = 'gamma'"):
+        TrainerClient(backend="gamma", registry=reg)
+    with pytest.warns(DeprecationWarning, match="set name = 'delta'"):
+        client = TrainerClient(backend="delta", registry=reg)
+    assert client.backend.name == "delta"
+
+
+def test_capabilities_are_an_open_set():
+    """Built-in capabilities are looked up by name like an Enum; an option's module defines a new one once."""
+    from kubeflow_trainer import Capability
+
+    assert Capability("gpu") is Capability.GPU and Capability.GPU == "gpu" and Capability.GPU.name == "GPU"
+    with pytest.raises(ValueError, match="not a defined capability"):
+        Capability("kft-test-undefined")
+    made = Capability("kft-test-extra", "A capability defined by a test.")
+    assert Capability("kft-test-extra") is made and made in Capability.defined()
+    assert Capability("kft-test-extra", "A capability defined by a test.") is made
+    with pytest.raises(ValueError, match="already defined"):
+        Capability("kft-test-extra", "Another text.")
+    with pytest.raises(ValueError, match="lower-case"):
+        Capability("Bad_Name", "doc")
+
+
+OPTION_MODULE = """
+from typing import ClassVar
+from kubeflow_trainer import Capability
+from kubeflow_trainer.options import JobOption
+
+RETRIES = Capability("kft-test-retries", "The Retries option (a test's own).")
+
+class Retries(JobOption):
+    count: int
+    requires: ClassVar[frozenset[Capability]] = frozenset({RETRIES})
+
+    def apply(self, plan):
+        plan.env["RETRIES"] = str(self.count)
+
+    @classmethod
+    def example(cls):
+        return cls(count=2)
+"""
+
+
+def test_a_new_option_touches_three_files(tmp_path, monkeypatch):
+    """An option that needs a new capability is written in one module (the option and its capability); a
+    backend honours it by declaring the capability (and rendering it); every other backend refuses it before
+    anything starts, and the kit's capability table picks it up with no change to the kit."""
+    (tmp_path / "kft_test_retries.py").write_text(textwrap.dedent(OPTION_MODULE))
+    honours = PLUGIN.format(cls="Eps", name="eps").replace(
+        "capabilities=frozenset({Capability.EVENTS})", "capabilities=frozenset({Capability.EVENTS, RETRIES})"
+    )
+    honours = "from kft_test_retries import RETRIES\n" + honours
+    make_dist(tmp_path, "dist-eps", "kft_test_eps", "eps", honours)
+    make_dist(tmp_path, "dist-zeta", "kft_test_zeta", "zeta", PLUGIN.format(cls="Zeta", name="zeta"))
+    reg = registry_for(tmp_path, monkeypatch)
+    from kft_test_retries import Retries  # type: ignore[import-not-found]
+
+    from kubeflow_trainer import Capability, CustomTrainer, UnsupportedFeatureError
+    from kubeflow_trainer.runtimes import builtin_runtimes
+    from kubeflow_trainer.testing import jobs
+    from kubeflow_trainer.testing.contract import BackendContract
+
+    trainer = CustomTrainer(func=jobs.echo_job, func_args={"message": "x"})
+    runtime = next(r for r in builtin_runtimes() if r.name == "torch-distributed")
+    plan = TrainerClient(backend="eps", registry=reg).dry_run(runtime=runtime, trainer=trainer, options=[Retries(3)])
+    assert plan.plan.env["RETRIES"] == "3"
+    with pytest.raises(UnsupportedFeatureError, match="kft-test-retries"):
+        TrainerClient(backend="zeta", registry=reg).dry_run(runtime=runtime, trainer=trainer, options=[Retries(3)])
+    assert BackendContract().capability_requests()["option Retries"][0] == {Capability("kft-test-retries")}

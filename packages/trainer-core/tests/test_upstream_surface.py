@@ -420,8 +420,10 @@ def test_signatures_show_upstreams_parameters_first():
 
     params = inspect.signature(CustomTrainer).parameters
     assert list(params) == [
-        "func", "func_args", "image", "packages_to_install", "pip_index_urls", "num_nodes", "resources_per_node", "env"
+        "func", "func_args", "image", "packages_to_install", "pip_index_urls", "num_nodes", "resources_per_node", "env",
+        "workspace",
     ]  # fmt: skip
+    assert params["workspace"].kind is inspect.Parameter.KEYWORD_ONLY  # ours, after upstream's
     assert repr(params["pip_index_urls"].default) == "<factory>"  # as a dataclass shows a default factory
     hf = inspect.signature(HuggingFaceDatasetInitializer).parameters
     assert list(hf)[:3] == ["storage_uri", "ignore_patterns", "access_token"]

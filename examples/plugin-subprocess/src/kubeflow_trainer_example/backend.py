@@ -1,7 +1,8 @@
 """The example backend: one child Python process per node, no isolation, state in a directory per job.
 
 The job directory holds the request (``request.json``), the shipped files, and what the runner writes:
-``node-<rank>.log``, ``node-<rank>.exit`` and ``stopped`` (see :mod:`kubeflow_trainer_example.runner`).
+``node-<rank>.log``, ``node-<rank>.exit`` and ``stopped`` (see :mod:`kubeflow_trainer_example.runner`), and
+the job's output directory ``outputs/`` (``$KUBEFLOW_TRAINER_OUTPUT_DIR``, fetched by ``get_job_outputs``).
 """
 
 from __future__ import annotations
@@ -28,9 +29,16 @@ from kubeflow_trainer import (
     StepNotFoundError,
     TrainJob,
 )
+from kubeflow_trainer.logclock import timed_lines
+from kubeflow_trainer.logs import LogEntry
+from kubeflow_trainer.outputs import OutputFile, iter_directory
 from kubeflow_trainer.plan import JobPlan
+from kubeflow_trainer.rootcause import ERROR_FILE_ENV, exit_reason, parse_error_file
 from kubeflow_trainer_example.config import SubprocessBackendConfig
 from kubeflow_trainer_example.request import NodeProcess, SubprocessRequest
+
+ERROR_FILE_SUFFIX = ".error.json"
+OUTPUTS = "outputs"
 
 
 def _free_port() -> int:
@@ -51,6 +59,7 @@ def _alive(pid: int) -> bool:
 class SubprocessBackend(Backend[SubprocessRequest]):
     """Runs ``train.py`` with the current interpreter, one child process per node, under a detached runner."""
 
+    name = "subprocess-example"
     request_model = SubprocessRequest
     status_poll_interval = 0.1
 
@@ -67,12 +76,15 @@ class SubprocessBackend(Backend[SubprocessRequest]):
             env = plan.node_env(rank, "127.0.0.1", port)
             # One process per node, so torchrun's per-process variables are the node's own.
             env.update(
+                KUBEFLOW_TRAINER_OUTPUT_DIR=os.path.join(self.root, plan.name, OUTPUTS),
                 RANK=str(rank),
                 LOCAL_RANK="0",
                 WORLD_SIZE=str(plan.num_nodes),
                 MASTER_ADDR="127.0.0.1",
                 MASTER_PORT=str(port),
             )
+            # The generated train.py records an uncaught exception here (torchrun's error-file format).
+            env[ERROR_FILE_ENV] = os.path.join(self.root, plan.name, f"node-{rank}{ERROR_FILE_SUFFIX}")
             nodes.append(NodeProcess(rank=rank, argv=[sys.executable, "-u", plan.script or "train.py"], env=env))
         return SubprocessRequest(
             name=plan.name,
@@ -87,6 +99,7 @@ class SubprocessBackend(Backend[SubprocessRequest]):
             os.mkdir(request.job_dir)  # atomic: a taken name fails here, before anything runs
         except FileExistsError:
             raise AlreadyExistsError(request.name, self.name) from None
+        os.mkdir(os.path.join(request.job_dir, OUTPUTS))
         for rel, content in request.files.items():
             with open(os.path.join(request.job_dir, rel), "w") as fh:
                 fh.write(content)
@@ -140,7 +153,20 @@ class SubprocessBackend(Backend[SubprocessRequest]):
                     reason = fh.read()
                 if not reason.startswith(f"{node.step} "):
                     message = f"stopped: {reason}"
+            if message is None:
+                message = self._root_cause(job_dir, node.step, code)
         return Step(name=node.step, status=status, pod_name=node.step, exit_code=code, message=message)
+
+    @staticmethod
+    def _root_cause(job_dir: str, step: str, code: int) -> str:
+        """The user's exception (type, text, file and line) from the node's error file, else what the exit
+        code means."""
+        try:
+            with open(os.path.join(job_dir, f"{step}{ERROR_FILE_SUFFIX}")) as fh:
+                failure = parse_error_file(fh.read())
+        except OSError:
+            failure = None
+        return failure.describe() if failure else exit_reason(code)
 
     def get_job(self, name: str) -> TrainJob:
         job_dir = self._dir(name)
@@ -149,8 +175,15 @@ class SubprocessBackend(Backend[SubprocessRequest]):
         alive = _alive(int(meta["pid"]))
         steps = [self._step(job_dir, node, alive) for node in request.nodes]
         statuses = {s.status for s in steps}
+        message = None
         if JobStatus.FAILED in statuses:
             status = JobStatus.FAILED
+            stopped = os.path.join(job_dir, "stopped")
+            if os.path.exists(stopped):  # the root cause, as the runner recorded it
+                with open(stopped) as fh:
+                    message = fh.read()
+            else:
+                message = next((s.message for s in steps if s.message), None)
         elif statuses == {JobStatus.COMPLETE}:
             status = JobStatus.COMPLETE
         else:
@@ -162,6 +195,7 @@ class SubprocessBackend(Backend[SubprocessRequest]):
             num_nodes=len(request.nodes),
             creation_timestamp=datetime.fromisoformat(str(meta["created"])),
             status=status,
+            message=message,
             backend=self.name,
         )
 
@@ -183,6 +217,16 @@ class SubprocessBackend(Backend[SubprocessRequest]):
             raise StepNotFoundError(name, step, steps)
         return self._lines(name, job_dir, step, follow)
 
+    def get_job_log_entries(self, name: str, step: str = "node-0", follow: bool = False) -> Iterator[LogEntry]:
+        """Log lines with when each was written (the runner's log clock), so merged logs are in time order."""
+        if follow:
+            return (LogEntry(None, line) for line in self.get_job_logs(name, step, follow))
+        job_dir = self._dir(name)
+        steps = [node.step for node in self._request(job_dir).nodes]
+        if step not in steps:
+            raise StepNotFoundError(name, step, steps)
+        return (LogEntry(when, text) for when, text in timed_lines(os.path.join(job_dir, f"{step}.log")))
+
     def _running(self, name: str, step: str) -> bool:
         return any(s.name == step and s.status == JobStatus.RUNNING for s in self.get_job(name).steps)
 
@@ -192,7 +236,7 @@ class SubprocessBackend(Backend[SubprocessRequest]):
             time.sleep(0.05)
         if not os.path.exists(path):
             return
-        with open(path, errors="replace") as fh:
+        with open(path, errors="replace", newline="\n") as fh:  # a "\r" (progress bar) does not end a line
             pending = ""
             while True:
                 chunk = fh.readline()
@@ -204,7 +248,7 @@ class SubprocessBackend(Backend[SubprocessRequest]):
                     continue
                 if not follow or not self._running(name, step):
                     rest = pending + fh.read()
-                    yield from (line for line in rest.splitlines())
+                    yield from rest.rstrip("\n").split("\n") if rest else ()
                     return
                 time.sleep(0.05)
 
@@ -233,6 +277,10 @@ class SubprocessBackend(Backend[SubprocessRequest]):
                     )
                 )
         return sorted(events, key=lambda e: e.event_time)
+
+    def open_outputs(self, name: str, path: str = "") -> Iterator[OutputFile]:
+        """The job's output directory stays in its job directory until ``delete_job``: read it in place."""
+        return iter_directory(os.path.join(self._dir(name), OUTPUTS), path)
 
     def delete_job(self, name: str) -> None:
         job_dir = self._dir(name)

@@ -21,7 +21,9 @@ def trainer_register_backends(register: Callable[[BackendSpec], None]) -> None:
             name="subprocess-example",
             config_class=SubprocessBackendConfig,
             factory=_factory,
-            capabilities=frozenset({Capability.PERSISTENCE, Capability.EVENTS, Capability.MULTI_NODE}),
+            capabilities=frozenset(
+                {Capability.PERSISTENCE, Capability.EVENTS, Capability.MULTI_NODE, Capability.OUTPUTS}
+            ),
             description="Example: one child Python process per node, no isolation.",
         )
     )

@@ -3,7 +3,8 @@ each node's exit code. When a node fails, the other nodes are stopped at once (t
 client has to be running).
 
 Files in the job directory: ``node-<rank>.log`` (the node's output), ``node-<rank>.exit`` (its exit code,
-written atomically when it ends) and ``stopped`` (why the remaining nodes were stopped).
+written atomically when it ends), ``node-<rank>.times`` (when the log grew: :mod:`kubeflow_trainer.logclock`)
+and ``stopped`` (why the remaining nodes were stopped).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 
+from kubeflow_trainer.logclock import LogClock
 from kubeflow_trainer_example.request import SubprocessRequest
 
 
@@ -38,6 +40,14 @@ def main(job_dir: str) -> int:
                 stdout=log,
                 stderr=log,
             )
+    clock = LogClock([os.path.join(job_dir, f"{node.step}.log") for node in request.nodes]).start()
+    try:
+        return _wait(job_dir, request, running)
+    finally:
+        clock.stop()
+
+
+def _wait(job_dir: str, request: SubprocessRequest, running: dict[str, subprocess.Popen[bytes]]) -> int:
     worst = 0
     stop_at: float | None = None
     while running:

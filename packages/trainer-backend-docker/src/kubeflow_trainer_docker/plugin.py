@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubeflow_trainer import Backend, BackendSpec, hookimpl
+from kubeflow_trainer import Backend, BackendConfig, BackendSpec, hookimpl
 from kubeflow_trainer_containers import CAPABILITIES as CONTAINER_CAPABILITIES
 from kubeflow_trainer_docker.config import DockerBackendConfig
+
+if TYPE_CHECKING:
+    from kubeflow_trainer.doctor import Check
 
 CAPABILITIES = CONTAINER_CAPABILITIES
 
@@ -30,3 +33,18 @@ def trainer_register_backends(register: Callable[[BackendSpec], None]) -> None:
             description="Docker containers: one per node on a per-job network, multi-node torchrun.",
         )
     )
+
+
+@hookimpl
+def trainer_doctor_checks(backend: str, config: BackendConfig) -> list[Check] | None:
+    """``kubeflow-trainer doctor -b docker``: the engine answers (version), the trainer image is present."""
+    if backend != "docker" or not isinstance(config, DockerBackendConfig):
+        return None
+    from kubeflow_trainer_containers.doctor import engine_checks
+    from kubeflow_trainer_docker.engine import DockerEngine
+
+    engine = DockerEngine(config)
+    try:
+        return engine_checks("Docker", engine, config)
+    finally:
+        engine.close()

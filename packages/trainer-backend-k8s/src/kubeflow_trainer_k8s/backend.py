@@ -33,26 +33,49 @@ from kubeflow_trainer import (
     Step,
     StepNotFoundError,
     TrainJob,
+    restarts,
 )
+from kubeflow_trainer.logs import LogEntry
+from kubeflow_trainer.outputs import OutputFile
 from kubeflow_trainer.plan import JobPlan
+from kubeflow_trainer.rootcause import environment_failure, exit_reason, first_failure, parse_error_file
 from kubeflow_trainer.runtimes import RuntimeParseError, runtime_from_object
 from kubeflow_trainer.trainjob_status import trainer_status_from_api
-from kubeflow_trainer.types import JobStatus, RuntimeKind, RuntimeTrainer, TrainerType
+from kubeflow_trainer.types import JobStatus, Preparation, RuntimeKind, RuntimeTrainer, TrainerType
 from kubeflow_trainer_k8s.config import KubernetesBackendConfig
 from kubeflow_trainer_k8s.render import (
     API_VERSION,
     GROUP,
+    SDK_LABEL,
     VERSION,
+    WORKSPACE_KEY,
+    WORKSPACE_LIMIT,
+    WORKSPACE_MANAGER,
     apply_callable_options,
     initializer_secret_name,
     initializer_secrets,
     render_secret,
     render_trainjob,
+    workspace_configmap_name,
 )
-from kubeflow_trainer_k8s.request import InitializerSecret, KubernetesJobRequest
+from kubeflow_trainer_k8s.request import InitializerSecret, KubernetesJobRequest, WorkspaceConfigMap
+
+WORKSPACE_LABEL = "trainer.kubeflow.org/workspace"
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+def _log_time(stamp: str) -> datetime | None:
+    """The kubelet's RFC 3339 log timestamp (nanoseconds, ``Z``), or None."""
+    head, _, frac = stamp.rstrip("Z").partition(".")
+    try:
+        return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00")
+    except ValueError:
+        return None
+
+
 JOBSET_LABEL = "jobset.sigs.k8s.io/jobset-name"
 RJOB_LABEL = "jobset.sigs.k8s.io/replicatedjob-name"
 INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
@@ -101,9 +124,87 @@ def api_errors(what: str) -> Callable[[F], F]:
     return decorate
 
 
+def _preparation(pods: dict[str, Any], num_nodes: int) -> Preparation:
+    """What a job that does not run yet waits for: an initializer, else its node pods (started of N, and why the
+    first waiting one waits: ``ContainerCreating``, ``ErrImagePull``...)."""
+    for step, pod in sorted(pods.items()):
+        if not step.startswith("node-") and pod.status.phase in ("Pending", "Running"):
+            return Preparation(phase="initializing", detail=step)
+    nodes = [pod for step, pod in pods.items() if step.startswith("node-")]
+    running = sum(1 for pod in nodes if pod.status.phase in ("Running", "Succeeded"))
+    waiting = ""
+    for pod in nodes:
+        for cs in pod.status.container_statuses or []:
+            if cs.state and cs.state.waiting and cs.state.waiting.reason:
+                waiting = str(cs.state.waiting.reason)
+                break
+        if waiting:
+            break
+    return Preparation(phase="starting nodes", done=running, total=num_nodes, unit="nodes", detail=waiting)
+
+
+def termination_cause(terminated: Any) -> str:
+    """A failed container's message: the user's exception that failed first (the job side writes one JSON
+    line per failed process to the termination message, in torchrun's error-file format), the requirement
+    the launcher could not install, out of memory (``OOMKilled``), else the message or reason as given."""
+    text = (terminated.message or "").strip()
+    failures = [parse_error_file(line) for line in text.splitlines() if line.startswith("{")]
+    found = first_failure(failures)
+    if terminated.reason == "OOMKilled":
+        oom = exit_reason(terminated.exit_code, oom_killed=True)
+        return f"{oom}; last error: {found.describe()}" if found else oom
+    if found is not None:
+        return found.describe()
+    env = environment_failure(text) if text else None
+    if env:
+        return f"installing packages_to_install failed: {env}"
+    plain = [line for line in text.splitlines() if not line.startswith("{") and not restarts.is_record(line)]
+    return "\n".join(plain).strip() or str(terminated.reason or exit_reason(terminated.exit_code))
+
+
+def failed_first(pods: dict[str, Any]) -> str | None:
+    """``<step> failed: <cause>`` for the step whose container failed first (by the time it finished), from the
+    pods of a job by step; None when no pod is left with a failed container."""
+    failed = []
+    for step, pod in pods.items():
+        for cs in pod.status.container_statuses or []:
+            terminated = cs.state.terminated if cs.state else None
+            if terminated is not None and terminated.exit_code:
+                finished = terminated.finished_at.timestamp() if terminated.finished_at else float("inf")
+                failed.append((finished, step, terminated))
+    if not failed:
+        return None
+    _, step, terminated = min(failed, key=lambda f: (f[0], f[1]))
+    cause = termination_cause(terminated)
+    if cause == str(terminated.reason or ""):  # nothing more than the kubelet's reason ("Error")
+        cause = exit_reason(terminated.exit_code)
+    return f"{step} failed: {cause}"
+
+
+def restart_records(pod: Any) -> list[tuple[int, float]]:
+    """torchrun's restarts of the pod's workers (``MaxRestarts``), as the job recorded them in the container's
+    termination message: known once the container ended (the kubelet copies the message then)."""
+    out: list[tuple[int, float]] = []
+    for cs in pod.status.container_statuses or []:
+        terminated = cs.state.terminated if cs.state else None
+        if terminated is not None and terminated.message:
+            out += restarts.parse(terminated.message, marked=True)
+    return out
+
+
+def _log_lines(text: str) -> list[str]:
+    """A pod log's lines, split at newlines only: a ``\r`` inside a line (a progress bar) stays in it, for the
+    client to show the bar's latest state (``str.splitlines`` would make every update a line of its own)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
 class KubernetesBackend(Backend[KubernetesJobRequest]):
     """TrainJobs (``trainer.kubeflow.org/v1alpha1``) on a cluster with Kubeflow Trainer."""
 
+    name = "kubernetes"
     request_model = KubernetesJobRequest
     status_poll_interval = 1.0
 
@@ -231,7 +332,89 @@ class KubernetesBackend(Backend[KubernetesJobRequest]):
             namespace=self.namespace,
             trainjob=apply_callable_options(render_trainjob(plan, self.namespace), plan, self),
             secrets=tuple(secrets),
+            workspace=self._workspace(plan),
         )
+
+    @staticmethod
+    def _workspace(plan: JobPlan) -> WorkspaceConfigMap | None:
+        """The workspace ConfigMap of ``plan``; refused here (before anything is created) when over the limit."""
+        snapshot = plan.workspace
+        if snapshot is None:
+            return None
+        archive = snapshot.archive(compress=True)
+        snapshot.check_limit(
+            WORKSPACE_LIMIT,
+            backend="kubernetes",
+            size=len(archive),
+            measured="compressed",
+            why="it travels in a ConfigMap, and the API server refuses objects over 1 MiB",
+            alternative="for more, bake the project into the image (CustomTrainer(image=...)) and ship only the "
+            "function, or fetch data in the job from storage (an initializer or a PVC via RuntimePatch)",
+        )
+        import base64
+
+        return WorkspaceConfigMap(
+            name=workspace_configmap_name(snapshot.digest),
+            labels={SDK_LABEL: "kubeflow-trainer-sdk", WORKSPACE_LABEL: snapshot.short_digest},
+            key=WORKSPACE_KEY,
+            archive_b64=base64.b64encode(archive).decode(),
+            snapshot=snapshot,
+        )
+
+    def _ensure_workspace(self, request: KubernetesJobRequest) -> bool:
+        """Create the workspace ConfigMap unless one with this content exists; True when this call created it."""
+        workspace = request.workspace
+        assert workspace is not None
+        try:
+            self._call(self.core.create_namespaced_config_map, request.namespace, workspace.body(request.namespace))
+            return True
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        return False  # named by content digest: the existing one holds the same files
+
+    def _own_workspace(self, request: KubernetesJobRequest, owner: dict[str, Any]) -> None:
+        """Add ``owner`` to the workspace ConfigMap's owners (read, append, replace; retried on a conflict)."""
+        assert request.workspace is not None
+        for _ in range(5):
+            cm = self._call(self.core.read_namespaced_config_map, request.workspace.name, request.namespace)
+            owners = [o for o in (cm.metadata.owner_references or []) if o.uid != owner["uid"]]
+            cm.metadata.owner_references = [*owners, owner]
+            try:
+                self._call(self.core.replace_namespaced_config_map, request.workspace.name, request.namespace, cm)
+                return
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+        raise BackendError(f"could not record job {request.name!r} as an owner of ConfigMap {request.workspace.name}")
+
+    def _release_workspace(self, job: str, uid: str | None, configmap: str) -> None:
+        """Drop ``job`` from the workspace ConfigMap's owners and delete it when no owner is left (the cluster's
+        garbage collector would too; this leaves nothing behind when it does not run)."""
+        for _ in range(5):
+            try:
+                cm = self._call(self.core.read_namespaced_config_map, configmap, self.namespace)
+            except ApiException as exc:
+                if exc.status in (403, 404):
+                    return
+                raise
+            owners = [
+                o
+                for o in (cm.metadata.owner_references or [])
+                if not (o.kind == "TrainJob" and (o.uid == uid or (uid is None and o.name == job)))
+            ]
+            try:
+                if owners:
+                    cm.metadata.owner_references = owners
+                    self._call(self.core.replace_namespaced_config_map, configmap, self.namespace, cm)
+                else:
+                    self._call(self.core.delete_namespaced_config_map, configmap, self.namespace)
+                return
+            except ApiException as exc:
+                if exc.status == 404:
+                    return
+                if exc.status != 409:
+                    raise
 
     @api_errors("creation of the trainjob")
     def submit(self, request: KubernetesJobRequest) -> None:
@@ -251,6 +434,13 @@ class KubernetesBackend(Backend[KubernetesJobRequest]):
                 body = secret.body(request.namespace)
                 self._call(self.core.replace_namespaced_secret, secret.name, request.namespace, body)  # a leftover
             written.append(secret.name)
+        new_workspace = False
+        if request.workspace is not None:
+            try:
+                new_workspace = self._ensure_workspace(request)
+            except BaseException:
+                self._delete_secrets(request.name, written)
+                raise
         try:
             created = self._call(
                 self.custom.create_namespaced_custom_object,
@@ -262,6 +452,8 @@ class KubernetesBackend(Backend[KubernetesJobRequest]):
             )
         except BaseException as exc:
             self._delete_secrets(request.name, written)
+            if new_workspace and request.workspace is not None:
+                self._release_workspace(request.name, None, request.workspace.name)
             if isinstance(exc, ApiException) and exc.status == 409:
                 raise AlreadyExistsError(request.name, self.name) from exc
             raise
@@ -275,6 +467,8 @@ class KubernetesBackend(Backend[KubernetesJobRequest]):
         for secret in request.secrets:  # garbage-collected with the TrainJob, whoever deletes it
             patch = {"metadata": {"ownerReferences": [owner]}}
             self._call(self.core.patch_namespaced_secret, secret.name, request.namespace, patch)
+        if request.workspace is not None:
+            self._own_workspace(request, owner)
 
     def _delete_secrets(self, job: str, names: list[str] | None = None) -> None:
         """Delete the job's initializer Secrets; absent ones, or no right to touch Secrets (a job without
@@ -317,10 +511,8 @@ class KubernetesBackend(Backend[KubernetesJobRequest]):
                     status=PHASE_TO_STATUS.get(pod.status.phase or "", JobStatus.CREATED),
                     pod_name=pod.metadata.name,
                     exit_code=terminated.exit_code if terminated else None,
-                    # the termination message (run_train.py writes the user's exception there), else the reason
-                    message=((terminated.message or "").strip() or terminated.reason)
-                    if terminated and terminated.exit_code
-                    else None,
+                    message=termination_cause(terminated) if terminated and terminated.exit_code else None,
+                    restarts=len(restart_records(pod)),
                 )
             )
         job_status, message = JobStatus.CREATED, None
@@ -328,15 +520,26 @@ class KubernetesBackend(Backend[KubernetesJobRequest]):
         if CONDITION_FAILED in conditions:
             job_status, message = JobStatus.FAILED, conditions[CONDITION_FAILED].get("message")
             failed_steps = any(s.status == JobStatus.FAILED for s in steps)
-            if conditions[CONDITION_FAILED].get("reason") == FAILED_JOBS and not failed_steps:
+            root = failed_first(newest)
+            if root is not None:
+                # the step that failed first, as the other backends say it; the JobSet's message names its Job
+                # (replicated job and Job index: "<job>-node-0" holds every node's pod), not a node
+                message = f"{root}" + (f" (the TrainJob's condition: {message})" if message else "")
+            elif conditions[CONDITION_FAILED].get("reason") == FAILED_JOBS and not failed_steps:
                 message = f"{message}. {PODS_GONE}" if message else PODS_GONE
         elif CONDITION_COMPLETE in conditions:
             job_status = JobStatus.COMPLETE
-        elif not conditions.get(CONDITION_SUSPENDED):
+        elif CONDITION_SUSPENDED in conditions or (spec.get("suspend") and not steps):
+            # Suspended by spec.suspend (Kueue sets it until it admits the job); a Suspended=False condition
+            # (reason Resumed) is left behind after a resume and means nothing more (kubeflow/sdk#803).
+            job_status = JobStatus.SUSPENDED
+            message = conditions.get(CONDITION_SUSPENDED, {}).get("message") or "suspended (spec.suspend is true)"
+        else:
             nodes = [s for s in steps if s.name.startswith("node-")]
             if len(nodes) >= num_nodes and all(s.status in (JobStatus.RUNNING, JobStatus.COMPLETE) for s in nodes):
                 job_status = JobStatus.RUNNING
         runtime = self._job_runtime(spec, runtimes)
+        preparation = _preparation(newest, num_nodes) if job_status == JobStatus.CREATED else None
         return TrainJob(
             name=meta["name"],
             runtime=runtime,
@@ -349,6 +552,7 @@ class KubernetesBackend(Backend[KubernetesJobRequest]):
             labels=meta.get("labels") or {},
             annotations=meta.get("annotations") or {},
             trainer_status=trainer_status_from_api(status.get("trainerStatus")),
+            preparation=preparation,
         )
 
     @staticmethod
@@ -416,8 +620,13 @@ class KubernetesBackend(Backend[KubernetesJobRequest]):
 
     @api_errors("reading the trainjob")
     def get_job(self, name: str) -> TrainJob:
+        return self._read_job(name)[0]
+
+    def _read_job(self, name: str) -> tuple[TrainJob, list[Any]]:
+        """The job and its pods (two API calls, plus its runtime)."""
         obj = self._call(self.custom.get_namespaced_custom_object, GROUP, VERSION, self.namespace, "trainjobs", name)
-        return self._job(obj, self._pods(f"{JOBSET_LABEL}={name}"), self._one_runtime(obj.get("spec") or {}))
+        pods = self._pods(f"{JOBSET_LABEL}={name}")
+        return self._job(obj, pods, self._one_runtime(obj.get("spec") or {})), pods
 
     @api_errors("listing trainjobs")
     def list_jobs(self, runtime: Runtime | None = None) -> list[TrainJob]:
@@ -444,7 +653,29 @@ class KubernetesBackend(Backend[KubernetesJobRequest]):
             raise StepNotFoundError(name, step, known or sorted(expected))
         return self._translated(self._logs(name, step, follow))
 
-    def _translated(self, lines: Iterator[str]) -> Iterator[str]:
+    def get_job_log_entries(self, name: str, step: str = "node-0", follow: bool = False) -> Iterator[LogEntry]:
+        """A step's log lines with the time the kubelet recorded for each (the log API's ``timestamps``)."""
+        if follow:
+            return (LogEntry(None, line) for line in self.get_job_logs(name, step, follow))
+        job = self.get_job(name)
+        if step not in [s.name for s in job.steps]:
+            raise StepNotFoundError(name, step, [s.name for s in job.steps])
+        return self._translated(self._timed(name, step))
+
+    def _timed(self, name: str, step: str) -> Iterator[LogEntry]:
+        pod = self._pod_for(name, step)
+        if pod is None or pod.status.phase == "Pending":
+            return
+        container = "node" if step.startswith("node-") else step
+        text = self._call(
+            self.core.read_namespaced_pod_log, pod.metadata.name, self.namespace, container=container, timestamps=True
+        )
+        for line in _log_lines(text):
+            stamp, _, rest = line.partition(" ")
+            when = _log_time(stamp)
+            yield LogEntry(when, rest) if when else LogEntry(None, line)
+
+    def _translated(self, lines: Iterator[T]) -> Iterator[T]:
         try:
             yield from lines
         except ApiException as exc:
@@ -467,7 +698,7 @@ class KubernetesBackend(Backend[KubernetesJobRequest]):
             if pod is None or pod.status.phase == "Pending":
                 return
             text = self._call(self.core.read_namespaced_pod_log, pod.metadata.name, self.namespace, container=container)
-            yield from text.splitlines()
+            yield from _log_lines(text)
             return
         while pod is None or pod.status.phase == "Pending":  # a job whose pods are not running yet
             if self.get_job(name).status in (JobStatus.COMPLETE, JobStatus.FAILED):
@@ -529,9 +760,14 @@ class KubernetesBackend(Backend[KubernetesJobRequest]):
 
     @api_errors("reading the trainjob events")
     def get_job_events(self, name: str) -> list[Event]:
-        job = self.get_job(name)
+        """The cluster's events of the TrainJob, its JobSet, Jobs and pods, with one ``Restarted`` event per
+        restart of a node's workers that its ended container recorded."""
+        job, pods = self._read_job(name)
         names = {name, *(s.pod_name for s in job.steps)}
         events = []
+        for pod in pods:
+            if pod.metadata.name in names:
+                events += restarts.events(self._step_name(pod), restart_records(pod))
         for ev in self._call(self.core.list_namespaced_event, self.namespace).items:
             obj = ev.involved_object
             if obj.kind not in ("TrainJob", "JobSet", "Job", "Pod"):
@@ -550,8 +786,27 @@ class KubernetesBackend(Backend[KubernetesJobRequest]):
             )
         return sorted(events, key=lambda e: e.event_time)
 
+    @api_errors("reading the trainjob")
+    def open_outputs(self, name: str, path: str = "") -> Iterator[OutputFile]:
+        """The job's outputs from its ``OutputStorage`` (recorded on the TrainJob); refused, saying what is
+        needed, for a job submitted without one."""
+        from kubeflow_trainer_k8s.outputs import s3_outputs, storage_of
+
+        obj = self._call(self.custom.get_namespaced_custom_object, GROUP, VERSION, self.namespace, "trainjobs", name)
+        uri, endpoint_url = storage_of(obj)
+        return s3_outputs(uri, endpoint_url, path)
+
     @api_errors("deletion of the trainjob")
     def delete_job(self, name: str) -> None:
+        workspace: tuple[str | None, str] | None = None
+        try:
+            obj = self._call(
+                self.custom.get_namespaced_custom_object, GROUP, VERSION, self.namespace, "trainjobs", name
+            )
+            workspace = _workspace_of(obj)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
         self._call(
             self.custom.delete_namespaced_custom_object,
             GROUP,
@@ -562,9 +817,25 @@ class KubernetesBackend(Backend[KubernetesJobRequest]):
             propagation_policy="Background",
         )
         self._delete_secrets(name)  # also owned by the job; deleted here so no GC delay leaves them around
+        if workspace is not None:
+            self._release_workspace(name, workspace[0], workspace[1])
 
     def close(self) -> None:
         self.api_client.close()
+
+
+def _workspace_of(obj: dict[str, Any]) -> tuple[str | None, str] | None:
+    """(uid, workspace ConfigMap name) of a TrainJob that ships a workspace, else None."""
+    for patch in (obj.get("spec") or {}).get("runtimePatches") or []:
+        if patch.get("manager") != WORKSPACE_MANAGER:
+            continue
+        jobs = patch.get("trainingRuntimeSpec", {}).get("template", {}).get("spec", {}).get("replicatedJobs", [])
+        for job in jobs:
+            pod = job.get("template", {}).get("spec", {}).get("template", {}).get("spec", {})
+            for volume in pod.get("volumes") or []:
+                if (volume.get("configMap") or {}).get("name"):
+                    return (obj.get("metadata") or {}).get("uid"), volume["configMap"]["name"]
+    return None
 
 
 def _parse_ts(value: str | None) -> datetime:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubeflow_trainer import Backend, BackendSpec, Capability, hookimpl
+from kubeflow_trainer import Backend, BackendConfig, BackendSpec, Capability, hookimpl
+from kubeflow_trainer.options import MAX_RESTARTS
 from kubeflow_trainer_k8s.config import KubernetesBackendConfig
+
+if TYPE_CHECKING:
+    from kubeflow_trainer.doctor import Check
 
 CAPABILITIES = frozenset(
     {
@@ -23,12 +27,17 @@ CAPABILITIES = frozenset(
         Capability.LABELS,
         Capability.ANNOTATIONS,
         Capability.ACTIVE_DEADLINE,
+        MAX_RESTARTS,
         Capability.RUNTIME_PATCH,
         Capability.CALLABLE_OPTIONS,
         Capability.EVENTS,
         Capability.PERSISTENCE,
+        Capability.OUTPUT_STORAGE,
+        Capability.WORKSPACE,
     }
 )
+"""Not declared: ``outputs`` (pods leave nothing behind: name an ``OutputStorage`` to get outputs back) and
+``data-dirs`` (pods cannot see the caller's disk: put the data on a PVC and mount it with a RuntimePatch)."""
 
 
 def _factory(config: KubernetesBackendConfig) -> Backend[Any]:
@@ -48,3 +57,13 @@ def trainer_register_backends(register: Callable[[BackendSpec], None]) -> None:
             description="Kubeflow Trainer TrainJobs on a Kubernetes cluster.",
         )
     )
+
+
+@hookimpl
+def trainer_doctor_checks(backend: str, config: BackendConfig) -> list[Check] | None:
+    """``kubeflow-trainer doctor -b kubernetes``: kube context, API server version, Trainer and JobSet CRDs."""
+    if backend != "kubernetes" or not isinstance(config, KubernetesBackendConfig):
+        return None
+    from kubeflow_trainer_k8s.doctor import checks
+
+    return checks(config)

@@ -18,8 +18,10 @@ from urllib.parse import urlparse
 
 from kubeflow_trainer_api import models as api
 
+from kubeflow_trainer import restarts
 from kubeflow_trainer.errors import InvalidRequestError
 from kubeflow_trainer.jobside import launcher_source
+from kubeflow_trainer.outputs import OUTPUT_DIR_ENV
 from kubeflow_trainer.plan import JobPlan
 from kubeflow_trainer.types import (
     DATASET_PATH,
@@ -31,6 +33,7 @@ from kubeflow_trainer.types import (
     S3DatasetInitializer,
     S3ModelInitializer,
 )
+from kubeflow_trainer_k8s.run_train import TERMINATION_LOG
 
 GROUP = "trainer.kubeflow.org"
 VERSION = "v1alpha1"
@@ -38,6 +41,14 @@ API_VERSION = f"{GROUP}/{VERSION}"
 SDK_LABEL = "trainer.kubeflow.org/created-by"
 FILES_ENV = "KFT_FILES_B64"
 RUN_TRAIN = "run_train.py"
+POD_OUTPUT_DIR = "/tmp/kubeflow-trainer/outputs"
+"""``$KUBEFLOW_TRAINER_OUTPUT_DIR`` in the pods (created by run_train.py; gone with the pod unless uploaded)."""
+OUTPUT_URI_ENV = "KFT_OUTPUT_URI"
+"""Where run_train.py uploads the output directory (``OutputStorage``): ``s3://bucket/prefix/<job>``."""
+OUTPUTS_ANNOTATION = "trainer.kubeflow.org/sdk-outputs"
+"""On the TrainJob: JSON ``{"uri": ..., "endpoint_url": ...}`` of its ``OutputStorage``, read by
+``get_job_outputs`` (from any client)."""
+S3_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 """Shipped next to train.py: runs it and records its uncaught exception as the pod's termination message."""
 TORCH_TUNE_COMMAND = ("tune", "run")
 """The command of a torchtune TrainJob: the Trainer's torchtune plugin acts on TrainJobs with it."""
@@ -238,11 +249,22 @@ def _trainer(plan: JobPlan) -> api.TrainerV1alpha1Trainer | None:
     if plan.image and (getattr(plan.trainer, "image", None) is not None):
         trainer.image = plan.image
     env = dict(plan.env)
+    if plan.max_restarts:
+        # torchrun reads PET_<FLAG> as the default of --<flag>: the pods' torchrun restarts its workers. The
+        # TrainJob API (v2.3) has no JobSet failurePolicy field; a runtime's own failurePolicy still applies.
+        env["PET_MAX_RESTARTS"] = str(plan.max_restarts)
+        # each restart is recorded in the container's termination message (read back into Step.restarts and a
+        # Restarted event once the node's container ended: the kubelet copies the file when it ends)
+        env[restarts.RECORDS_FILE_ENV] = TERMINATION_LOG
     if isinstance(plan.trainer, CustomTrainer):
-        files = {"train.py": plan.files["train.py"]}
+        files = {"train.py": plan.files[plan.script or "train.py"]}
         files["launch.py"] = launcher_source()
         files[RUN_TRAIN] = resources.files("kubeflow_trainer_k8s").joinpath(RUN_TRAIN).read_text()
         env[FILES_ENV] = base64.b64encode(json.dumps(files).encode()).decode()
+        if plan.workspace is not None:
+            env["KFT_WORKSPACE_ARCHIVE"] = f"{WORKSPACE_MOUNT}/{WORKSPACE_KEY}"
+            env["KFT_WORKSPACE_DIR"] = "workspace"  # next to the launcher, in the pod's temporary directory
+            env["KFT_WORKSPACE_DIGEST"] = plan.workspace.digest
         if plan.packages_to_install:
             env["KFT_PACKAGES"] = json.dumps(plan.packages_to_install)
             pip_args: list[str] = []
@@ -265,9 +287,40 @@ def _trainer(plan: JobPlan) -> api.TrainerV1alpha1Trainer | None:
         # TrainJob's command is `tune run`; the args are the config overrides it merges in.
         trainer.command = list(TORCH_TUNE_COMMAND)
         trainer.args = torchtune_args(plan.trainer, plan.initializer)
+    if plan.trainer_kind in ("custom", "container"):
+        env[OUTPUT_DIR_ENV] = POD_OUTPUT_DIR
+    storage = plan.output_storage
+    if storage is not None:
+        if not isinstance(plan.trainer, CustomTrainer):
+            raise InvalidRequestError(
+                "OutputStorage uploads the output directory from the SDK's job script, which only CustomTrainer "
+                "jobs run; with another trainer, upload from your own code"
+            )
+        env[OUTPUT_URI_ENV] = storage.job_uri(plan.name)
+        if storage.endpoint_url:
+            env["AWS_ENDPOINT_URL"] = storage.endpoint_url  # boto3 (>= 1.28) honours it
     if env:
         trainer.env = _env_vars(env)
+        if storage is not None and storage.secret:
+            trainer.env += [
+                api.IoK8sApiCoreV1EnvVar(
+                    name=key,
+                    value_from=api.IoK8sApiCoreV1EnvVarSource(
+                        secret_key_ref=api.IoK8sApiCoreV1SecretKeySelector(name=storage.secret, key=key)
+                    ),
+                )
+                for key in S3_SECRET_KEYS
+            ]
     return None if trainer == api.TrainerV1alpha1Trainer() else trainer
+
+
+def outputs_annotation(plan: JobPlan) -> dict[str, str]:
+    """The TrainJob annotation recording where its outputs go (empty without ``OutputStorage``)."""
+    storage = plan.output_storage
+    if storage is None:
+        return {}
+    record = {"uri": storage.job_uri(plan.name), "endpoint_url": storage.endpoint_url}
+    return {OUTPUTS_ANNOTATION: json.dumps(record, sort_keys=True)}
 
 
 def _initializer(plan: JobPlan) -> api.TrainerV1alpha1Initializer:
@@ -278,6 +331,13 @@ def _initializer(plan: JobPlan) -> api.TrainerV1alpha1Initializer:
     )
 
 
+def _patches(plan: JobPlan) -> list[dict[str, Any]]:
+    patches = list(plan.runtime_patches)
+    if plan.workspace is not None and isinstance(plan.trainer, CustomTrainer):
+        patches.append(workspace_patch(workspace_configmap_name(plan.workspace.digest)))
+    return patches
+
+
 def render_trainjob(plan: JobPlan, namespace: str) -> dict[str, Any]:
     """The TrainJob for ``plan`` in ``namespace``, built with the Trainer API's own models
     (``kubeflow_trainer_api``), as a dict in API shape. Callable options are not applied here
@@ -286,7 +346,7 @@ def render_trainjob(plan: JobPlan, namespace: str) -> dict[str, Any]:
     spec = api.TrainerV1alpha1TrainJobSpec(
         runtime_ref=api.TrainerV1alpha1RuntimeRef(name=plan.runtime.name, kind=kind, api_group=GROUP),
         trainer=_trainer(plan),
-        runtime_patches=[_runtime_patch(p) for p in plan.runtime_patches] or None,
+        runtime_patches=[_runtime_patch(p) for p in _patches(plan)] or None,
         active_deadline_seconds=plan.active_deadline_seconds or None,
     )
     if plan.initializer is not None and (plan.initializer.dataset or plan.initializer.model):
@@ -295,11 +355,42 @@ def render_trainjob(plan: JobPlan, namespace: str) -> dict[str, Any]:
         name=plan.name,
         namespace=namespace,
         labels={**plan.labels, SDK_LABEL: "kubeflow-trainer-sdk"},
-        annotations=dict(plan.annotations) or None,
+        annotations={**plan.annotations, **outputs_annotation(plan)} or None,
     )
     job = api.TrainerV1alpha1TrainJob(api_version=API_VERSION, kind="TrainJob", metadata=metadata, spec=spec)
     body: dict[str, Any] = job.to_dict()
     return body
+
+
+WORKSPACE_MOUNT = "/opt/kft/workspace"
+WORKSPACE_KEY = "workspace.tar.gz"
+WORKSPACE_VOLUME = "kft-workspace"
+WORKSPACE_MANAGER = "trainer.kubeflow.org/kubeflow-sdk-workspace"
+WORKSPACE_LIMIT = 1_000_000
+"""Largest compressed workspace (bytes): the API server refuses a ConfigMap over 1 MiB (1048576 bytes of
+data); the rest is headroom for the object's metadata."""
+TRAINER_CONTAINER = "node"
+"""The trainer's replicated job and container in the Trainer's torch runtimes."""
+
+
+def workspace_configmap_name(digest: str) -> str:
+    """The ConfigMap of a workspace content: ``kft-ws-<first 16 hex digits of the digest>``."""
+    return f"kft-ws-{digest[:16]}"
+
+
+def workspace_patch(configmap: str) -> dict[str, Any]:
+    """The runtime patch that mounts the workspace ConfigMap read-only into the trainer containers."""
+    pod = {
+        "volumes": [{"name": WORKSPACE_VOLUME, "configMap": {"name": configmap}}],
+        "containers": [
+            {
+                "name": TRAINER_CONTAINER,
+                "volumeMounts": [{"name": WORKSPACE_VOLUME, "mountPath": WORKSPACE_MOUNT, "readOnly": True}],
+            }
+        ],
+    }
+    job = {"name": TRAINER_CONTAINER, "template": {"spec": {"template": {"spec": pod}}}}
+    return {"manager": WORKSPACE_MANAGER, "trainingRuntimeSpec": {"template": {"spec": {"replicatedJobs": [job]}}}}
 
 
 def _runtime_patch(patch: dict[str, Any]) -> api.TrainerV1alpha1RuntimePatch:

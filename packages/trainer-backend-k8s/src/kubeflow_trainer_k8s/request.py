@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from kubeflow_trainer.workspace import WorkspaceSnapshot
 
 
 class InitializerSecret(BaseModel):
@@ -36,6 +38,34 @@ class InitializerSecret(BaseModel):
         }
 
 
+class WorkspaceConfigMap(BaseModel):
+    """The user's workspace as a ConfigMap (``binaryData``: one gzip-compressed tar), named by its content
+    digest so that jobs shipping the same content share it; each such TrainJob is one of its owners, so the
+    cluster collects it with the last of them. The node pods mount it read-only; the launcher unpacks it
+    into the job's working directory."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    labels: dict[str, str]
+    key: str
+    """The ``binaryData`` key holding the archive."""
+    archive_b64: str = Field(repr=False)
+    """The archive, base64-encoded as the API carries ``binaryData``."""
+    snapshot: WorkspaceSnapshot
+    """The files that ship (path, size, SHA-256), what was skipped, the digest."""
+
+    def body(self, namespace: str) -> dict[str, Any]:
+        """The ConfigMap object for the API server."""
+        return {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": self.name, "namespace": namespace, "labels": dict(self.labels)},
+            "binaryData": {self.key: self.archive_b64},
+            "immutable": True,
+        }
+
+
 class KubernetesJobRequest(BaseModel):
     """One job on the cluster: its TrainJob and the Secrets of its initializers' credentials."""
 
@@ -47,3 +77,5 @@ class KubernetesJobRequest(BaseModel):
     """The TrainJob in API shape, built with the Trainer API's models (``kubeflow_trainer_api``), callable
     options applied and the result checked against that model. It holds no credential."""
     secrets: tuple[InitializerSecret, ...] = ()
+    workspace: WorkspaceConfigMap | None = None
+    """The user's project (``CustomTrainer(workspace=...)``), created unless it exists, owned by the TrainJob."""

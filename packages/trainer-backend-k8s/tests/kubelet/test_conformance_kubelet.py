@@ -9,6 +9,8 @@ runtime (see scripts/k8s/README.md, "Findings"), so a failed node's pod and log 
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from kubeflow_trainer.testing import BackendConformance
@@ -25,8 +27,44 @@ class TestKubernetesKubeletConformance(BackendConformance):
             "backend refuses them before submit; the Trainer's real images downloading from S3 into the job's "
             "volume are checked by test_initializers_kubelet.py"
         ),
+        "test_a_killed_initializer_stops_the_job_with_no_client_running": (
+            "the kit's initializer downloads from an http:// server of this machine, which the Trainer's "
+            "initializer images cannot fetch (refused before submit); a failed initializer stopping the job is "
+            "JobSet's failure policy, checked by test_initializers_kubelet.py"
+        ),
+        "test_preparation_names_the_running_initializer": (
+            "the kit's initializer downloads from an http:// server of this machine, which the Trainer's "
+            "initializer images cannot fetch (refused before submit); a pod initializer's preparation "
+            "('initializing', naming the step) is checked by test_initializers_kubelet.py"
+        ),
+        "test_a_failed_node_stops_its_peers_with_no_client_running": (
+            "node-0 is stopped within seconds with no client (measured 3.4 s: the Job controller ends the pods of a "
+            "failed Job), but it deletes node-0's pod with it, so the job has no node-0 step left to read Failed "
+            "(see scripts/k8s/README.md, Findings: pods deleted at the backoff limit)"
+        ),
     }
 
     @pytest.fixture
     def backend_config(self, k8s_config):
         return k8s_config
+
+    def step_pids(self, client, name, step):  # type: ignore[no-untyped-def]
+        """The node pods' processes on this machine, found by the hostname JobSet gives each node's pod
+        (``<job>-node-0-<rank>``, in their ``HOSTNAME``): the pods' environment is the runtime's, without the
+        variables the kit's default looks for."""
+        if not step.startswith("node-"):
+            return super().step_pids(client, name, step)
+        want = f"HOSTNAME={name}-node-0-{step.removeprefix('node-')}".encode()
+        found = []
+        for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as fh:
+                    if want not in fh.read().split(b"\0"):
+                        continue
+                with open(f"/proc/{pid}/stat") as fh:
+                    if fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                        continue
+                found.append(int(pid))
+            except (OSError, IndexError):
+                continue
+        return sorted(found)

@@ -11,6 +11,7 @@ no storage provisioner for upstream's ``volumeClaimPolicies`` PVC.
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 
 from kubeflow_trainer import (
     COMPLETE,
+    FAILED,
     CustomTrainer,
     Initializer,
     JobFailedError,
@@ -144,8 +146,20 @@ def test_s3_initializers_fill_the_volume_the_trainer_reads(client: TrainerClient
         options=[Name(name=name)],
     )
     try:
+        # while an initializer's pod is pending or running, the job says so (the kit's preparation check)
+        preparations = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            job = client.get_job(name)
+            if job.preparation is not None:
+                preparations.append(job.preparation)
+            if any(s.name == "node-0" for s in job.steps) or job.status in (COMPLETE, FAILED):
+                break
+            time.sleep(0.2)
+        initializing = [p for p in preparations if p.phase == "initializing"]
+        assert initializing and "-initializer" in (initializing[0].detail or ""), preparations
         job = client.wait_for_job_status(name, timeout=300, polling_interval=0.5)
-        assert job.status == COMPLETE
+        assert job.status == COMPLETE and job.preparation is None
         assert [(s.name, s.status) for s in job.steps] == [
             ("dataset-initializer", COMPLETE),
             ("model-initializer", COMPLETE),

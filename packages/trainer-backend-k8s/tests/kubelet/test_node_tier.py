@@ -154,7 +154,9 @@ def test_the_failure_carries_the_users_error(client: Any) -> None:
     assert f"step node-1 failed exit code 1: rank 1: ValueError: user error {token}" in str(error), str(error)
     assert error.job is not None
     step = next(s for s in error.job.steps if s.name == "node-1")
-    assert step.status == FAILED and step.message == f"rank 1: ValueError: user error {token}", error.job.steps
+    assert step.status == FAILED, error.job.steps
+    assert (step.message or "").startswith(f"rank 1: ValueError: user error {token} (File "), step.message
+    assert 'in fail_on_rank_one: raise ValueError(f"user error {token}")' in (step.message or ""), step.message
 
 
 def test_pods_deleted_at_the_backoff_limit_are_explained(

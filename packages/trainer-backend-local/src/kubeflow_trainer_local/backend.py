@@ -9,6 +9,7 @@ supervisor, which runs it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -20,7 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 from pydantic import SecretStr
 
@@ -36,12 +37,19 @@ from kubeflow_trainer import (
     StepNotFoundError,
     TrainJob,
     UnsupportedFeatureError,
+    restarts,
 )
+from kubeflow_trainer.admission import AdmissionQueue, Ticket, default_limit
 from kubeflow_trainer.initializers import RUNNER_FILE, node_env, runner_source
 from kubeflow_trainer.jobside import stand_in_files
+from kubeflow_trainer.logclock import timed_lines
+from kubeflow_trainer.logs import LogEntry
+from kubeflow_trainer.outputs import OUTPUT_DIR_ENV, OutputFile, data_dir_env, iter_directory
 from kubeflow_trainer.plan import JobPlan
+from kubeflow_trainer.preparation import initializer_progress
+from kubeflow_trainer.rootcause import ERROR_FILE_ENV
 from kubeflow_trainer.trainjob_status import STATUS_FILE, STATUS_FILE_ENV, trainer_status_from_json
-from kubeflow_trainer.types import JobStatus, TrainerStatus
+from kubeflow_trainer.types import JobStatus, Preparation, TrainerStatus
 from kubeflow_trainer_local.config import LocalProcessBackendConfig
 from kubeflow_trainer_local.envcache import (
     CachedEnvironment,
@@ -56,15 +64,19 @@ from kubeflow_trainer_local.pipconfig import read_pip_settings
 from kubeflow_trainer_local.request import (
     UID_ENV,
     Environment,
+    HotStart,
     InitializerProcess,
     LocalJobRequest,
+    LocalWorkspace,
     NodeProcess,
     Rendezvous,
 )
 from kubeflow_trainer_local.store import (
+    ERROR_FILE_SUFFIX,
     TERMINAL,
     JobRecord,
     Reason,
+    admission_dir,
     jobs_dir,
     now_iso,
     read_json,
@@ -72,11 +84,19 @@ from kubeflow_trainer_local.store import (
     write_json_atomic,
 )
 from kubeflow_trainer_local.supervisor import free_port, killpg, process_identity
+from kubeflow_trainer_local.workspaces import ensure_cached, link_into
 
 SUPERVISOR_FILE = "supervisor.json"
+SUPERVISOR_MODULE = "kubeflow_trainer_local.supervisor"
+SUBMIT_LOCK = "submit.lock"
+"""Held (``flock``) by the submitting client from the record's creation until the supervisor is recorded: a
+record with neither a holder nor a supervisor is a submission whose client died in ``train()``."""
 ENVIRONMENT_STEP = "environment"
 """Extra log step: the installer output of the job's environment."""
 LOOPBACK = "127.0.0.1"
+LOG_READ_SIZE = 1 << 20
+"""Bytes read from a log file at a time by ``get_job_logs``: whole lines of a block are yielded at once (a
+followed line still comes as soon as it is written; memory stays at about one block, whatever the log's size)."""
 
 
 def _alive(pid: int | None, create_time: float | None) -> bool:
@@ -107,9 +127,77 @@ def _step(name: str, state: dict[str, Any], processes: int) -> Step:
     )
 
 
+def _preparation(state: dict[str, Any], steps: list[Step], record: JobRecord) -> Preparation | None:
+    """What the job prepares: the environment (the installer's package counts, recorded by the supervisor),
+    else the initializer step running: its bytes and files fetched (the last progress line of its log), or the
+    steps done of all."""
+    if state.get("preparation"):
+        return Preparation.model_validate(state["preparation"])
+    inits = [s for s in steps if not s.name.startswith("node-")]
+    running = [s.name for s in inits if s.status == JobStatus.RUNNING]
+    if running and all(s.status == JobStatus.CREATED for s in steps if s.name.startswith("node-")):
+        fetched = initializer_progress(_log_tail(record.log_path(running[0])))
+        if fetched is not None:
+            return fetched
+        done = sum(1 for s in inits if s.status == JobStatus.COMPLETE)
+        return Preparation(phase="initializing", done=done, total=len(inits), unit="steps", detail=", ".join(running))
+    nodes = [s for s in steps if s.name.startswith("node-")]
+    waiting = [s for s in nodes if s.status == JobStatus.CREATED]
+    if state.get("environment") == "ready" and waiting and all(s.status == JobStatus.COMPLETE for s in inits):
+        return Preparation(phase="starting nodes", done=len(nodes) - len(waiting), total=len(nodes), unit="nodes")
+    return None
+
+
+def _log_tail(path: str, size: int = 4096) -> list[str]:
+    """The last lines of a log file (its last ``size`` bytes); none when it does not exist yet."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, os.fstat(fh.fileno()).st_size - size))
+            return fh.read().decode(errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+def _why_supervisor_died(job_dir: str) -> str:
+    """The likely cause of a supervisor's death: a full disk (it cannot record anything) or a kill."""
+    try:
+        if shutil.disk_usage(job_dir).free < 1024 * 1024:
+            return f"No space left on device: the disk holding {job_dir} is full; free space on it"
+    except OSError:
+        pass
+    return "killed, or the machine restarted"
+
+
+def _record_failure(record: JobRecord, state: dict[str, Any], reason: Reason) -> dict[str, Any]:
+    """Record a Failed state found by a reader; when the record cannot be written (a full disk) the state is
+    still returned, its message saying why it is not recorded."""
+    try:
+        record.write_state(state)
+        record.add_event("TrainJob", record.name, reason, state["message"])
+    except OSError as exc:
+        state["message"] += f" (not recorded in {record.dir}: {exc.strerror})"
+    return state
+
+
+def _submitting(job_dir: str) -> bool:
+    """True while a client holds the record's submit lock (or the record predates the lock)."""
+    try:
+        fd = os.open(os.path.join(job_dir, SUBMIT_LOCK), os.O_RDONLY)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 class LocalProcessBackend(Backend[LocalJobRequest]):
     """Runs jobs as local processes. See the package README for the layout and the guarantees."""
 
+    name = "local"
     request_model = LocalJobRequest
     status_poll_interval = 0.1
 
@@ -149,6 +237,19 @@ class LocalProcessBackend(Backend[LocalJobRequest]):
             return Environment(key=spec.key(), cache_dir=self.cache.root, spec=spec, satisfied_by_base=skipped)
 
         trainer_env = environment(requirements)
+        workspace_request = None
+        if plan.workspace is not None:
+            plan.workspace.check_limit(
+                self.config.workspace_limit,
+                backend=self.name,
+                why="it is copied once into the workspace cache on this disk; set "
+                "LocalProcessBackendConfig(workspace_limit=...) to change it",
+                alternative="keep data sets outside the workspace and read them from their own directory",
+            )
+            workspace_request = LocalWorkspace(
+                cache_entry=os.path.join(self.config.workspace_cache_dir, plan.workspace.digest),
+                snapshot=plan.workspace,
+            )
         layout = JobRecord(self.config.state_dir, plan.name).layout()
         workspace = layout.workspace
         uid = uuid.uuid4().hex
@@ -174,7 +275,12 @@ class LocalProcessBackend(Backend[LocalJobRequest]):
                         os.path.join(workspace, RUNNER_FILE),
                         os.path.join(workspace, spec_file),
                     ],
-                    env={"PYTHONUNBUFFERED": "1", UID_ENV: uid},
+                    env={
+                        "PYTHONUNBUFFERED": "1",
+                        UID_ENV: uid,
+                        "KUBEFLOW_TRAINER_JOB_NAME": plan.name,
+                        "KUBEFLOW_TRAINER_STEP": init.step,
+                    },
                     cwd=workspace,
                     source=init.describe(),
                     cache=init.cache,
@@ -197,6 +303,9 @@ class LocalProcessBackend(Backend[LocalJobRequest]):
             env.update(node_env(init_steps, workspace))
             env[UID_ENV] = uid
             env[STATUS_FILE_ENV] = os.path.join(workspace, STATUS_FILE)
+            env[ERROR_FILE_ENV] = os.path.join(layout.logs_dir, f"{step.name}{ERROR_FILE_SUFFIX}")
+            env[OUTPUT_DIR_ENV] = layout.outputs_dir
+            env.update({data_dir_env(dir_name): path for dir_name, path in plan.data_dirs.items()})
             nodes.append(
                 NodeProcess(
                     step=step.name,
@@ -226,11 +335,18 @@ class LocalProcessBackend(Backend[LocalJobRequest]):
             layout=layout,
             environment=trainer_env,
             files=files,
+            workspace=workspace_request,
             initializers=initializers,
             rendezvous=Rendezvous(master_addr=LOOPBACK, master_port=port),
             nodes=nodes,
             active_deadline_seconds=plan.active_deadline_seconds,
             stop_grace_seconds=self.config.stop_grace_seconds,
+            hot_start=(
+                HotStart(idle_seconds=self.config.hot_start_idle_seconds, socket_dir=self.config.hot_start_dir)
+                if self.config.hot_starts
+                else None
+            ),
+            max_running_jobs=self.config.max_running_jobs or default_limit(),
             keep_environment=not self.config.cleanup_venv,
         )
 
@@ -277,19 +393,28 @@ class LocalProcessBackend(Backend[LocalJobRequest]):
             os.mkdir(record.dir, 0o700)  # atomic: a taken name fails here, before anything starts
         except FileExistsError:
             raise AlreadyExistsError(request.name, self.name) from None
+        submitting = os.open(os.path.join(record.dir, SUBMIT_LOCK), os.O_CREAT | os.O_WRONLY, 0o600)
         try:
+            fcntl.flock(submitting, fcntl.LOCK_EX)
             os.mkdir(request.layout.logs_dir)
             os.mkdir(request.layout.workspace)
+            if request.layout.outputs_dir:
+                os.mkdir(request.layout.outputs_dir)
+            if request.workspace is not None:
+                entry = ensure_cached(os.path.dirname(request.workspace.cache_entry), request.workspace.snapshot)
+                link_into(entry, request.workspace.snapshot, request.layout.workspace)
             for rel, content in request.files.items():
                 path = os.path.join(request.layout.workspace, rel)
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 with open(path, "w", encoding="utf-8") as fh:
                     fh.write(content)
+            queue = AdmissionQueue(admission_dir(record.state_dir))
+            queued = len(queue.running()) >= request.max_running_jobs or bool(queue.waiting())
             record.write_state(
                 {
                     "created": now_iso(),
-                    "status": JobStatus.CREATED,
-                    "message": None,
+                    "status": JobStatus.SUSPENDED if queued else JobStatus.CREATED,
+                    "message": f"queued: at most {request.max_running_jobs} jobs run at once" if queued else None,
                     "nodes": {n.step: {"status": JobStatus.CREATED, "rank": n.rank} for n in request.nodes},
                     "initializers": {i.step: {"status": JobStatus.CREATED} for i in request.initializers},
                 }
@@ -297,24 +422,68 @@ class LocalProcessBackend(Backend[LocalJobRequest]):
             record.write_request(request)
             record.add_event("TrainJob", request.name, Reason.CREATED, f"TrainJob {request.name} created")
             secrets = request.secret_environment()
-            with open(record.log_path("supervisor"), "ab") as log:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "kubeflow_trainer_local.supervisor", record.state_dir, request.name],
-                    env={**os.environ, **secrets} if secrets else None,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    close_fds=True,
-                )
-            self._children.append(proc)
+            # The job's place in the admission queue is taken now (submission order); the supervisor inherits
+            # the ticket's locked descriptor and waits its turn, with no client needed.
+            ticket = queue.enqueue(request.name)
+            try:
+                with open(record.log_path("supervisor"), "ab") as log:
+                    pid = self._fork_supervisor(record, secrets, log, ticket)
+                    if pid is None:
+                        proc = subprocess.Popen(
+                            [
+                                sys.executable,
+                                "-m",
+                                SUPERVISOR_MODULE,
+                                record.state_dir,
+                                request.name,
+                                f"{ticket.fd}:{ticket.path}",
+                            ],
+                            env={**os.environ, **secrets} if secrets else None,
+                            stdin=subprocess.DEVNULL,
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                            start_new_session=True,
+                            close_fds=True,
+                            pass_fds=(ticket.fd,),
+                        )
+                        self._children.append(proc)
+                        pid = proc.pid
+            finally:
+                os.close(ticket.fd)  # the supervisor holds the lock now (or the ticket is dead)
             write_json_atomic(
                 os.path.join(record.dir, SUPERVISOR_FILE),
-                {"pid": proc.pid, "create_time": process_identity(proc.pid)},
+                {"pid": pid, "create_time": process_identity(pid)},
             )
         except BaseException:
             shutil.rmtree(record.dir, ignore_errors=True)
             raise
+        finally:
+            os.close(submitting)
+
+    def _fork_supervisor(
+        self, record: JobRecord, secrets: dict[str, str], log: IO[bytes], ticket: Ticket
+    ) -> int | None:
+        """With hot starts on: the pid of the job's supervisor forked from the SDK's zygote (no interpreter
+        start-up, no imports), or None (then it is started as a process; a zygote is started for the next
+        jobs when none runs). Its environment is the one a started supervisor gets, and it inherits the
+        job's locked admission ticket as a started one does (passed over the zygote's socket)."""
+        if not self.config.hot_starts:
+            return None
+        from kubeflow_trainer_local.sdk_zygote import FD_PLACEHOLDER, SupervisorForker, inherited_environ
+
+        env = {**os.environ, **secrets} if secrets else inherited_environ()
+
+        forker = SupervisorForker(self.config.hot_start_dir, self.config.hot_start_idle_seconds)
+        pid = forker.fork(
+            SUPERVISOR_MODULE,
+            [record.state_dir, record.name, f"{FD_PLACEHOLDER}:{ticket.path}"],
+            env,
+            log,
+            pass_fds=[ticket.fd],
+        )
+        if forker.started is not None:
+            self._children.append(forker.started)
+        return pid
 
     # Reading jobs -----------------------------------------------------------------------------------
     def _reap(self) -> None:
@@ -335,7 +504,20 @@ class LocalProcessBackend(Backend[LocalJobRequest]):
         try:
             sup = read_json(os.path.join(record.dir, SUPERVISOR_FILE))
         except FileNotFoundError:
-            return state  # train() is still starting it
+            if _submitting(record.dir):
+                return state  # train() is still starting it
+            state = record.state()
+            if status_of(state) in TERMINAL or os.path.exists(os.path.join(record.dir, SUPERVISOR_FILE)):
+                return self._state(record)
+            message = (
+                "the process that submitted the job exited inside train() (killed?) before it started the "
+                f"job's supervisor; nothing of the job runs. Remove it with delete_job('{record.name}') and "
+                "submit it again"
+            )
+            for node in [*state["nodes"].values(), *state.get("initializers", {}).values()]:
+                node.update(status=JobStatus.FAILED, message=message)
+            state.update(status=JobStatus.FAILED, message=message, finished=now_iso())
+            return _record_failure(record, state, Reason.FAILED)
         if _alive(sup.get("pid"), sup.get("create_time")):
             return state
         state = record.state()  # it may have finished between the two reads
@@ -343,7 +525,7 @@ class LocalProcessBackend(Backend[LocalJobRequest]):
             return state
         message = (
             f"the job's supervisor process (pid {sup.get('pid')}) exited without recording a result "
-            "(killed, or the machine restarted); its processes are gone"
+            f"({_why_supervisor_died(record.dir)}); its processes are gone"
         )
         for node in [*state["nodes"].values(), *state.get("initializers", {}).values()]:
             if _alive(node.get("pid"), node.get("create_time")):
@@ -352,9 +534,7 @@ class LocalProcessBackend(Backend[LocalJobRequest]):
                 node.update(status=JobStatus.FAILED, message=message)
         self._sweep(record.request().uid)
         state.update(status=JobStatus.FAILED, message=message, finished=now_iso())
-        record.write_state(state)
-        record.add_event("TrainJob", record.name, Reason.SUPERVISOR_LOST, message)
-        return state
+        return _record_failure(record, state, Reason.SUPERVISOR_LOST)
 
     def _job(self, record: JobRecord) -> TrainJob:
         request = record.request()
@@ -362,6 +542,8 @@ class LocalProcessBackend(Backend[LocalJobRequest]):
         inits = state.get("initializers", {})
         steps = [_step(i.step, inits.get(i.step, {}), 1) for i in request.initializers]
         steps += [_step(n.step, state["nodes"].get(n.step, {}), request.procs_per_node) for n in request.nodes]
+        for step in steps:
+            step.restarts = len(self._restarts(record, step.name))
         return TrainJob(
             name=record.name,
             runtime=request.runtime,
@@ -374,6 +556,7 @@ class LocalProcessBackend(Backend[LocalJobRequest]):
             labels=dict(request.labels),
             annotations=dict(request.annotations),
             trainer_status=self._trainer_status(record),
+            preparation=_preparation(state, steps, record),
         )
 
     @staticmethod
@@ -413,6 +596,16 @@ class LocalProcessBackend(Backend[LocalJobRequest]):
             raise StepNotFoundError(name, step, steps)
         return self._follow(record, step, follow)
 
+    def get_job_log_entries(self, name: str, step: str = "node-0", follow: bool = False) -> Iterator[LogEntry]:
+        """A node's log lines with when each was written (the supervisor's :mod:`log clock
+        <kubeflow_trainer.logclock>`, within 0.05 s); followed lines arrive as they are written."""
+        record = self._record(name)
+        if follow or not step.startswith("node-"):
+            return (LogEntry(None, line) for line in self.get_job_logs(name, step, follow))
+        if step not in record.request().steps():
+            raise StepNotFoundError(name, step, record.request().steps())
+        return (LogEntry(when, text) for when, text in timed_lines(record.log_path(step)))
+
     def _step_done(self, record: JobRecord, step: str) -> bool:
         try:
             state = self._state(record)
@@ -429,16 +622,21 @@ class LocalProcessBackend(Backend[LocalJobRequest]):
             if not follow or self._step_done(record, step):
                 return
             time.sleep(0.02)
-        with open(path, "rb") as fh:
-            pending = b""
+        with open(path, "rb", buffering=0) as fh:
+            parts: list[bytes] = []  # the line being written (no newline yet), in the pieces read so far
             last_check = 0.0
             while True:
-                chunk = fh.readline()
+                chunk = fh.read(LOG_READ_SIZE)
                 if chunk:
-                    pending += chunk
-                    if pending.endswith(b"\n"):
-                        yield pending[:-1].decode(errors="replace").rstrip("\r")
-                        pending = b""
+                    end = chunk.rfind(b"\n")
+                    if end < 0:
+                        parts.append(chunk)
+                        continue
+                    parts.append(chunk[:end])
+                    done = b"".join(parts)  # whole lines, decoded at once: a newline is never inside a character
+                    parts = [chunk[end + 1 :]] if end + 1 < len(chunk) else []
+                    for line in done.decode(errors="replace").split("\n"):
+                        yield line.rstrip("\r")
                     continue
                 if not follow:
                     break
@@ -446,9 +644,10 @@ class LocalProcessBackend(Backend[LocalJobRequest]):
                 if now - last_check >= 0.1:
                     last_check = now
                     if self._step_done(record, step):
-                        pending += fh.read()
+                        parts.append(fh.read())
                         break
                 time.sleep(0.01)
+            pending = b"".join(parts)
             if pending:
                 yield from (line.rstrip("\r") for line in pending.decode(errors="replace").split("\n") if line)
 
@@ -465,7 +664,23 @@ class LocalProcessBackend(Backend[LocalJobRequest]):
             )
             for e in record.events()
         ]
+        for node in record.request().nodes:
+            events += restarts.events(node.step, self._restarts(record, node.step))
         return sorted(events, key=lambda e: e.event_time)
+
+    def open_outputs(self, name: str, path: str = "") -> Iterator[OutputFile]:
+        """The files under the job's ``outputs/`` directory, read in place (it stays until ``delete_job``)."""
+        record = self._record(name)
+        return iter_directory(record.outputs_dir, path)
+
+    @staticmethod
+    def _restarts(record: JobRecord, step: str) -> list[tuple[int, float]]:
+        """torchrun's restarts of ``step``'s workers, as they recorded them in the workspace."""
+        try:
+            with open(os.path.join(record.workspace, restarts.RESTARTS_DIR, step)) as fh:
+                return restarts.parse(fh.read())
+        except OSError:
+            return []
 
     # Deleting jobs ----------------------------------------------------------------------------------
     def delete_job(self, name: str) -> None:
@@ -507,18 +722,9 @@ class LocalProcessBackend(Backend[LocalJobRequest]):
     @staticmethod
     def _sweep(uid: str | None) -> None:
         """Kill any process still carrying the job's uid in its environment (e.g. daemonised children)."""
-        import psutil
+        from kubeflow_trainer_local.supervisor import sweep
 
-        if not uid:
-            return
-        marker = f"{UID_ENV}={uid}".encode()
-        for proc in psutil.process_iter(["pid"]):
-            try:
-                with open(f"/proc/{proc.pid}/environ", "rb") as fh:
-                    if marker in fh.read().split(b"\0"):
-                        proc.kill()
-            except (OSError, psutil.Error):
-                continue
+        sweep(uid)
 
     # Environment cache ----------------------------------------------------------------------------------
     def list_environments(self) -> list[CachedEnvironment]:

@@ -239,13 +239,18 @@ class EnvironmentCache:
         if spec.installer == "uv":
             uv = uv_binary()
             assert uv is not None
-            self._run([uv, "venv", "--quiet", "--seed", "--python", spec.python, *site, venv], log, env)
+            # --color never: the log is parsed for progress, and a notebook kernel or CI may force colours
+            self._run(
+                [uv, "venv", "--quiet", "--color", "never", "--seed", "--python", spec.python, *site, venv], log, env
+            )
             if requirements:
                 self._run(
                     [
                         uv,
                         "pip",
                         "install",
+                        "--color",
+                        "never",
                         "--python",
                         os.path.join(venv, "bin", "python"),
                         # uv leaves .py files uncompiled by default; with PYTHONDONTWRITEBYTECODE=1 (common in
@@ -268,6 +273,7 @@ class EnvironmentCache:
                         "pip",
                         "install",
                         "--disable-pip-version-check",
+                        "--no-color",
                         "--compile",  # pip's default, stated: bytecode written at install, not at import
                         *index_args,
                         *requirements,

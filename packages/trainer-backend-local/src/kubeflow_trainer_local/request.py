@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from kubeflow_trainer.types import Runtime
+from kubeflow_trainer.workspace import WorkspaceSnapshot
 from kubeflow_trainer_local.envcache import VENV, EnvSpec
 
 SECRET_PREFIX = "KFT_STEP_SECRET__"
@@ -96,6 +97,18 @@ class NodeProcess(Process):
     """CPUs the node is pinned to (``sched_setaffinity``), or None for no pinning."""
 
 
+class HotStart(_Request):
+    """Hot starts: the nodes are forked by a per-environment zygote that has imported ``modules`` (see
+    :mod:`kubeflow_trainer_local.launch`); the node argv above is what runs when it cannot serve the job."""
+
+    idle_seconds: float
+    """The zygote exits after this long with nothing to do."""
+    socket_dir: str | None = None
+    """Private directory of the zygotes' sockets (None: ``$XDG_RUNTIME_DIR`` or the temp dir)."""
+    modules: list[str] = Field(default_factory=lambda: ["torch", "torch.distributed", "numpy"])
+    """What the zygote imports before it forks (those the environment has)."""
+
+
 class Rendezvous(_Request):
     """The static torchrun rendezvous of the nodes (port 0: not a torch job)."""
 
@@ -116,6 +129,17 @@ class JobLayout(_Request):
     status_dir: str
     """Where initializer steps write their status files."""
     request_file: str
+    outputs_dir: str = ""
+    """The job's output directory (``$KUBEFLOW_TRAINER_OUTPUT_DIR``), kept until ``delete_job``."""
+
+
+class LocalWorkspace(_Request):
+    """The user's project: copied once into :attr:`cache_entry` (keyed by content digest), hard-linked into
+    the job's working directory."""
+
+    cache_entry: str
+    snapshot: WorkspaceSnapshot
+    """The files that ship (path, size, SHA-256), what was skipped, the digest."""
 
 
 class LocalJobRequest(_Request):
@@ -135,13 +159,19 @@ class LocalJobRequest(_Request):
     files: dict[str, str]
     """Workspace files (relative path -> content): ``train.py``, the stand-ins, the initializer runner and
     its inputs."""
+    workspace: LocalWorkspace | None = None
+    """The user's project files (``CustomTrainer(workspace=...)``), placed before the SDK's :attr:`files`."""
     initializers: list[InitializerProcess] = Field(default_factory=list)
     rendezvous: Rendezvous
     nodes: list[NodeProcess]
     active_deadline_seconds: int | None = None
     """The job fails when it runs longer (None: no limit)."""
     stop_grace_seconds: float
+    max_running_jobs: int = 0
+    """Admission: the job waits (status Suspended) while this many jobs of the state directory run; 0: no limit."""
     """Between SIGTERM and SIGKILL when nodes are stopped."""
+    hot_start: HotStart | None = None
+    """How warm nodes start without a new interpreter (None: hot starts are off, every node runs its argv)."""
     keep_environment: bool
     """``cleanup_venv=False``: ``prune_environments`` keeps this job's environments while it exists."""
 

@@ -8,6 +8,7 @@ Layout of ``<state_dir>/jobs/<name>/`` (mode 0700):
 - ``events.jsonl``: lifecycle events, one JSON object a line, appended.
 - ``logs/node-<r>.log``: stdout and stderr of node ``r``; ``logs/environment.log``: installer output.
 - ``workspace/``: the job's working directory (``train.py``...).
+- ``outputs/``: the job's output directory (``$KUBEFLOW_TRAINER_OUTPUT_DIR``), read by ``get_job_outputs``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ STATE_FILE = "state.json"
 EVENTS_FILE = "events.jsonl"
 LOGS_DIR = "logs"
 WORKSPACE_DIR = "workspace"
+OUTPUTS_DIR = "outputs"
 
 
 class Reason(str, Enum):
@@ -57,6 +59,14 @@ class Reason(str, Enum):
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     INITIALIZER_FAILED = "InitializerFailed"
     NODE_FAILED = "NodeFailed"
+    HOT_STARTED = "HotStarted"
+    """The nodes were forked by the environment's zygote instead of started with torchrun."""
+    HOT_START_FALLBACK = "HotStartFallback"
+    """Hot starts are on but could not serve the job: its nodes run with torchrun (the message says why)."""
+    PREPARING = "Preparing"
+    """A step of the job's preparation, with numbers (:data:`kubeflow_trainer.progress.PREPARING_REASON`)."""
+    QUEUED = "Queued"
+    ADMITTED = "Admitted"
 
     def __str__(self) -> str:
         return self.value
@@ -91,6 +101,10 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+ERROR_FILE_SUFFIX = ".error.json"
+"""A node's torchrun error file (``TORCHELASTIC_ERROR_FILE``) is ``<logs_dir>/<step>.error.json``."""
+
+
 class JobRecord:
     """Paths and state of one job directory."""
 
@@ -108,6 +122,7 @@ class JobRecord:
             logs_dir=self.logs_dir,
             status_dir=os.path.join(self.workspace, STATUS_DIR),
             request_file=self.request_path,
+            outputs_dir=self.outputs_dir,
         )
 
     # Paths -------------------------------------------------------------------------------------------
@@ -131,9 +146,17 @@ class JobRecord:
     def workspace(self) -> str:
         return os.path.join(self.dir, WORKSPACE_DIR)
 
+    @property
+    def outputs_dir(self) -> str:
+        return os.path.join(self.dir, OUTPUTS_DIR)
+
     def log_path(self, step: str) -> str:
         """Log file of a step (``node-0``, ``environment``...)."""
         return os.path.join(self.logs_dir, f"{step}.log")
+
+    def error_path(self, step: str) -> str:
+        """torchrun's error file of a node step (the root cause of its failure, when it raised)."""
+        return os.path.join(self.logs_dir, f"{step}{ERROR_FILE_SUFFIX}")
 
     # State -------------------------------------------------------------------------------------------
     def exists(self) -> bool:
@@ -186,3 +209,8 @@ class JobRecord:
                 return [json.loads(line) for line in fh if line.strip()]
         except FileNotFoundError:
             return []
+
+
+def admission_dir(state_dir: str) -> str:
+    """The admission queue of the jobs of ``state_dir`` (see :mod:`kubeflow_trainer.admission`)."""
+    return os.path.join(state_dir, "admission")

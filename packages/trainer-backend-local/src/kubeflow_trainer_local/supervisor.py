@@ -15,14 +15,18 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
+from kubeflow_trainer.admission import AdmissionQueue, Ticket, wait_for_turn
 from kubeflow_trainer.types import JobStatus
-from kubeflow_trainer_local.request import SECRET_PREFIX, NodeProcess, Process, secret_var
-from kubeflow_trainer_local.store import TERMINAL, JobRecord, Reason, now_iso, status_of
+from kubeflow_trainer_local.hotstart import HotStarter, HotStartUnavailable, parse_node
+from kubeflow_trainer_local.launch import Handle, ProcessStarter
+from kubeflow_trainer_local.request import SECRET_PREFIX, UID_ENV, NodeProcess, Process, secret_var
+from kubeflow_trainer_local.store import TERMINAL, JobRecord, Reason, admission_dir, now_iso, status_of
 
 
 class _Stop(Exception):
@@ -87,8 +91,10 @@ class Supervisor:
         self.record = JobRecord(state_dir, name)
         self.request = self.record.request()
         self.state = self.record.state()
-        self.procs: dict[int, tuple[str, subprocess.Popen[bytes]]] = {}
+        self.procs: dict[int, tuple[str, Handle]] = {}
         self.grace = self.request.stop_grace_seconds
+        self.ticket: Ticket | None = None
+        self.running_fd: int | None = None
 
     # State helpers -----------------------------------------------------------------------------------
     def save(self, **changes: Any) -> None:
@@ -111,6 +117,7 @@ class Supervisor:
             signal.signal(signal.SIGALRM, self._on_deadline)
             signal.alarm(int(deadline))
         try:
+            self.admit()
             self.start_initializers()
             self.prepare()  # the trainer's environment builds while the initializers download
             if self.wait_initializers():
@@ -125,6 +132,31 @@ class Supervisor:
             self.stop_nodes(f"supervisor error: {exc}")
             self.finish(JobStatus.FAILED, Reason.SUPERVISOR_ERROR, f"{type(exc).__name__}: {exc}")
         return 0 if status_of(self.state) == JobStatus.COMPLETE else 1
+
+    def admit(self) -> None:
+        """Wait for the job's turn in the admission queue (status Suspended meanwhile), then hold its place
+        among the running jobs for as long as this process lives."""
+        if self.ticket is None:
+            return
+        queue = AdmissionQueue(admission_dir(self.record.state_dir))
+        limit = self.request.max_running_jobs or 10**9
+        queued = False
+
+        def on_wait(place: int, length: int) -> None:
+            nonlocal queued
+            message = f"queued: {place} of {length} waiting jobs; at most {limit} jobs run at once (max_running_jobs)"
+            self.save(status=JobStatus.SUSPENDED, message=message)
+            if not queued:
+                self.event(self.record.name, Reason.QUEUED, message, "TrainJob")
+            queued = True
+
+        def start() -> None:
+            self.running_fd = queue.hold_running(self.record.name)
+
+        wait_for_turn(queue, self.ticket, limit, lambda: len(queue.running()), start, on_wait)
+        if queued:
+            self.save(status=JobStatus.CREATED, message=None)
+            self.event(self.record.name, Reason.ADMITTED, "admitted: a running job ended", "TrainJob")
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         raise _Stop(Reason.STOPPED, f"the job was stopped (signal {signal.Signals(signum).name})")
@@ -142,18 +174,30 @@ class Supervisor:
         env = self.request.environment
         spec = env.spec
         cache = EnvironmentCache(env.cache_dir)
-        self.save(message="preparing the environment", environment="preparing")
+        self.save(
+            message="preparing the environment",
+            environment="preparing",
+            preparation={"phase": "preparing the environment", "detail": " ".join(spec.requirements)},
+        )
         with open(self.record.log_path("environment"), "ab", buffering=0) as log:
+            watcher = self._watch_installer(log.tell())
             try:
                 _venv, reused, seconds = cache.ensure(spec, log, env.key)
             except EnvironmentError_ as exc:
+                from kubeflow_trainer.rootcause import environment_failure
+
                 tail = self._tail(self.record.log_path("environment"), 15)
+                cause = environment_failure(self._tail(self.record.log_path("environment"), 400))
+                watcher()
                 raise _Stop(
                     Reason.ENVIRONMENT_FAILED,
-                    f"preparing the environment ({' '.join(spec.requirements) or 'no packages'}) failed: {exc}."
+                    f"preparing the environment ({' '.join(spec.requirements) or 'no packages'}) failed: "
+                    f"{cause or exc}."
                     f" Check packages_to_install / pip_index_urls. Installer output:\n{tail}",
                 ) from exc
-        self.save(environment="ready")
+            finally:
+                watcher()
+        self.save(environment="ready", preparation=None)
         if reused:
             self.event(self.record.name, Reason.ENVIRONMENT_REUSED, f"reused cached environment {env.key}", "TrainJob")
         else:
@@ -163,6 +207,45 @@ class Supervisor:
                 f"built environment {env.key} in {seconds:.1f}s",
                 "TrainJob",
             )
+
+    def _watch_installer(self, offset: int) -> Callable[[], None]:
+        """Follow the environment log from ``offset`` in a thread while the installer runs, and record its
+        progress (packages resolved, downloaded, installed) as the job's preparation. Call the returned
+        function to stop it (it waits for the thread)."""
+        from kubeflow_trainer.preparation import InstallerProgress
+
+        stop = threading.Event()
+        progress = InstallerProgress()
+        path = self.record.log_path("environment")
+
+        def run() -> None:
+            pending = b""
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                while True:
+                    stopping = stop.wait(0.2)
+                    pending += fh.read()
+                    *lines, pending = pending.split(b"\n")
+                    changed = False
+                    for line in lines:
+                        changed |= progress.feed(line.decode(errors="replace"))
+                    if changed:
+                        prep = progress.preparation()
+                        if not stopping:
+                            self.save(preparation=prep.model_dump(exclude_defaults=True))
+                        # events keep every step (a display polling get_job may miss a quick one)
+                        self.event(self.record.name, Reason.PREPARING, prep.describe(), "TrainJob")
+                    if stopping:
+                        return
+
+        thread = threading.Thread(target=run, name="kft-installer-progress", daemon=True)
+        thread.start()
+
+        def finish() -> None:
+            stop.set()
+            thread.join(timeout=5)
+
+        return finish
 
     # Initializers ------------------------------------------------------------------------------------
     @staticmethod
@@ -197,15 +280,7 @@ class Supervisor:
                     self.init_state(step, status=JobStatus.FAILED, message=message, finished=now_iso())
                     self.event(step, Reason.FAILED, message)
                     continue
-                proc = subprocess.Popen(
-                    init.argv,
-                    cwd=init.cwd,
-                    env=process_env(init, inherited, self._secrets(step)),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+                proc = ProcessStarter().start(init, process_env(init, inherited, self._secrets(step)), log)
             self.procs[proc.pid] = (step, proc)
             self.init_state(step, pid=proc.pid, create_time=process_identity(proc.pid), message=None)
             self.event(step, Reason.STARTED, f"{step} started (pid {proc.pid}): fetching {init.source}")
@@ -280,39 +355,90 @@ class Supervisor:
                 self.record.name, Reason.PORT_REASSIGNED, f"master port {port} was taken; using {new}", "TrainJob"
             )
         inherited = dict(os.environ)
-        for node in nodes:
-            step = node.step
-            cpus = node.cpus
-            with open(self.record.log_path(step), "ab", buffering=0) as log:
-                proc = subprocess.Popen(
-                    node.argv,
-                    cwd=node.cwd,
-                    env=process_env(node, inherited),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=(lambda c=cpus: os.sched_setaffinity(0, c)) if cpus else None,  # noqa: PLW1509
+        envs = {node.step: process_env(node, inherited) for node in nodes}
+        if self.request.hot_start is not None:
+            try:
+                if self._start_hot(nodes, envs):
+                    return
+            except HotStartUnavailable as exc:
+                self.event(
+                    self.record.name,
+                    Reason.HOT_START_FALLBACK,
+                    f"hot start not used: {exc}; the nodes run with torchrun",
+                    "TrainJob",
                 )
-            self.procs[proc.pid] = (step, proc)
-            self.state["nodes"][step].update(
-                status=JobStatus.RUNNING, pid=proc.pid, create_time=process_identity(proc.pid), started=now_iso()
-            )
-            self.event(step, Reason.STARTED, f"{step} started (pid {proc.pid}): {' '.join(node.argv)}")
+        starter = ProcessStarter()
+        for node in nodes:
+            with open(self.record.log_path(node.step), "ab", buffering=0) as log:
+                proc = starter.start(node, envs[node.step], log, node.cpus)
+            self._node_started(node, proc, " ".join(node.argv))
         self.save(status=JobStatus.RUNNING, message=None)
 
+    def _node_started(self, node: NodeProcess, proc: Handle, what: str) -> None:
+        self.procs[proc.pid] = (node.step, proc)
+        self.state["nodes"][node.step].update(
+            status=JobStatus.RUNNING, pid=proc.pid, create_time=process_identity(proc.pid), started=now_iso()
+        )
+        self.event(node.step, Reason.STARTED, f"{node.step} started (pid {proc.pid}): {what}")
+
+    def _start_hot(self, nodes: list[NodeProcess], envs: dict[str, dict[str, str]]) -> bool:
+        """Fork every node from the environment's zygote (all or none: a node that cannot be forked stops
+        the ones that were, and :class:`HotStartUnavailable` sends the job to torchrun)."""
+        assert self.request.hot_start is not None
+        starter = HotStarter(self.request.hot_start, self.request.environment.venv)
+        for node in nodes:
+            parse_node(node.argv)  # refuse before anything starts
+            starter.check(envs[node.step])
+        started: list[tuple[NodeProcess, Handle]] = []
+        try:
+            for node in nodes:
+                with open(self.record.log_path(node.step), "ab", buffering=0) as log:
+                    handle = starter.start(node, envs[node.step], log)
+                started.append((node, handle))
+                self.procs[handle.pid] = (node.step, handle)  # a stop from now on stops it too
+        except HotStartUnavailable:
+            for _node, handle in started:
+                self.procs.pop(handle.pid, None)
+                killpg(handle.pid, signal.SIGKILL)
+                handle.wait()
+            raise
+        how = (
+            "a new hot-start server (it imported the environment's packages)"
+            if starter.started_zygote
+            else ("the environment's running hot-start server")
+        )
+        self.event(
+            self.record.name, Reason.HOT_STARTED, f"nodes forked by {how}, not started with torchrun", "TrainJob"
+        )
+        for node, handle in started:
+            self._node_started(node, handle, f"hot start of {' '.join(node.argv)}")
+        self.save(status=JobStatus.RUNNING, message=None)
+        return True
+
     def wait_nodes(self) -> None:
+        from kubeflow_trainer.logclock import LogClock
+
+        clock = LogClock([self.record.log_path(node.step) for node in self.request.nodes]).start()
+        try:
+            self._wait_nodes()
+        finally:
+            clock.stop()
+
+    def _wait_nodes(self) -> None:
         failed: str | None = None
         while self.procs:
             step, code = self._reap_next()
             node_status = JobStatus.COMPLETE if code == 0 else JobStatus.FAILED
             message = None if code == 0 else self._exit_message(step, code, failed)
+            cause = self._root_cause(step) if code != 0 and failed is None else None
+            if cause:
+                message = cause
             self.node_state(step, status=node_status, exit_code=code, finished=now_iso(), message=message)
             self.event(step, Reason.EXITED, f"{step} exited with code {code}")
             if code != 0 and failed is None:
                 failed = step
                 # Failed is final as soon as one node fails: record it before stopping the others.
-                self.save(status=JobStatus.FAILED, message=f"{step} exited with code {code}")
+                self.save(status=JobStatus.FAILED, message=f"{step} failed: {message}")
                 self.stop_nodes(f"stopped because {step} failed")
         if failed:
             self.finish(JobStatus.FAILED, Reason.NODE_FAILED, self.state.get("message") or f"{failed} failed")
@@ -321,20 +447,42 @@ class Supervisor:
 
     def _reap_next(self) -> tuple[str, int]:
         """Wait for the next of our step processes to exit: its step and exit code."""
+        import selectors
+
         while True:
-            pid, status = os.waitpid(-1, 0)
-            if pid in self.procs:
-                step, proc = self.procs.pop(pid)
-                proc.returncode = os.waitstatus_to_exitcode(status)
-                return step, proc.returncode
+            for pid, (step, proc) in list(self.procs.items()):
+                code = proc.poll()
+                if code is not None:
+                    del self.procs[pid]
+                    # What the step left in its group: a SIGKILLed torchrun agent leaves its workers running.
+                    killpg(pid, signal.SIGKILL)
+                    return step, code
+            with selectors.DefaultSelector() as sel:
+                for pid, (_step, proc) in self.procs.items():
+                    sel.register(proc.fileno(), selectors.EVENT_READ, pid)
+                sel.select(timeout=1.0)
+
+    def _root_cause(self, step: str) -> str | None:
+        """The user's exception as the node's torchrun recorded it in its error file (the rank that failed
+        first), else the last traceback in the node's log."""
+        from kubeflow_trainer.rootcause import from_log, parse_error_file
+
+        try:
+            with open(self.record.error_path(step)) as fh:
+                found = parse_error_file(fh.read())
+        except OSError:
+            found = None
+        if found is None:
+            found = from_log(self._tail(self.record.log_path(step), 200).splitlines())
+        return found.describe() if found else None
 
     @staticmethod
     def _exit_message(step: str, code: int, failed: str | None) -> str:
+        from kubeflow_trainer.rootcause import exit_reason
+
         if failed and failed != step:
             return f"stopped because {failed} failed"
-        if code < 0:
-            return f"killed by signal {signal.Signals(-code).name}"
-        return f"exited with code {code}"
+        return exit_reason(code)
 
     def stop_nodes(self, why: str) -> None:
         """SIGTERM every running node's process group, SIGKILL after the grace period, reap them."""
@@ -345,20 +493,18 @@ class Supervisor:
             killpg(proc.pid, signal.SIGTERM)
         end = time.monotonic() + self.grace
         while self.procs and time.monotonic() < end:
-            for pid in list(self.procs):
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    self._record_stopped(pid, os.waitstatus_to_exitcode(status), why)
+            for pid, (_step, proc) in list(self.procs.items()):
+                code = proc.poll()
+                if code is not None:
+                    self._record_stopped(pid, code, why)
             time.sleep(0.05)
-        for pid in list(self.procs):
+        for pid, (_step, proc) in list(self.procs.items()):
             killpg(pid, signal.SIGKILL)
-            _, status = os.waitpid(pid, 0)
-            self._record_stopped(pid, os.waitstatus_to_exitcode(status), why)
+            self._record_stopped(pid, proc.wait(), why)
 
     def _record_stopped(self, pid: int, code: int, why: str) -> None:
-        step, proc = self.procs.pop(pid)
+        step, _proc = self.procs.pop(pid)
         killpg(pid, signal.SIGKILL)  # anything left in the node's group (workers that ignored SIGTERM)
-        proc.returncode = code
         target = self.state["nodes"].get(step) or self.state["initializers"][step]
         target.update(status=JobStatus.FAILED, exit_code=code, finished=now_iso(), message=why)
         self.record.write_state(self.state)
@@ -366,11 +512,38 @@ class Supervisor:
 
     def finish(self, status: JobStatus, reason: Reason, message: str) -> None:
         signal.alarm(0)
+        # Nothing of an ended job keeps running: torchrun starts its workers in sessions of their own, so a
+        # worker whose agent was SIGKILLed is outside every group stopped above; the job's uid finds it.
+        sweep(self.request.uid)
         for node in [*self.state["nodes"].values(), *self.state.get("initializers", {}).values()]:
             if status_of(node) not in TERMINAL:
                 node.update(status=JobStatus.FAILED, message=message)
-        self.save(status=status, message=None if status == JobStatus.COMPLETE else message, finished=now_iso())
+        self.save(
+            status=status,
+            message=None if status == JobStatus.COMPLETE else message,
+            finished=now_iso(),
+            preparation=None,
+        )
         self.event(self.record.name, reason, message, "TrainJob")
+
+
+def sweep(uid: str | None) -> None:
+    """SIGKILL every process whose environment carries the job's uid (:data:`UID_ENV`)."""
+    import psutil
+
+    if not uid:
+        return
+    marker = f"{UID_ENV}={uid}".encode()
+    killed = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            with open(f"/proc/{proc.pid}/environ", "rb") as fh:
+                if marker in fh.read().split(b"\0"):
+                    proc.kill()
+                    killed.append(proc)
+        except (OSError, psutil.Error):
+            continue
+    psutil.wait_procs(killed, timeout=5)  # gone (or zombies) when this returns, not merely signalled
 
 
 def killpg(pgid: int, sig: int) -> None:
@@ -383,8 +556,12 @@ def killpg(pgid: int, sig: int) -> None:
 
 def main(argv: list[str]) -> int:
     """Entry point: ``python -m kubeflow_trainer_local.supervisor <state_dir> <job>``."""
-    state_dir, name = argv
-    return Supervisor(state_dir, name).run()
+    state_dir, name, *rest = argv
+    supervisor = Supervisor(state_dir, name)
+    if rest:  # "<fd>:<path>": the admission ticket the client took at submission, locked
+        fd, path = rest[0].split(":", 1)
+        supervisor.ticket = AdmissionQueue(admission_dir(state_dir)).adopt(path, int(fd))
+    return supervisor.run()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
-import podman.api
 import podman.errors
 import requests.exceptions
 import urllib3.exceptions
@@ -17,10 +16,35 @@ from podman import PodmanClient
 from kubeflow_trainer.errors import BackendError, BackendUnavailableError
 from kubeflow_trainer_containers import ContainerInfo, ContainerSpec, EngineEvent
 from kubeflow_trainer_containers.client_engine import ClientEngine, translate_errors
-from kubeflow_trainer_containers.engine import info_from_inspect, tar_files, untar_file
+from kubeflow_trainer_containers.engine import (
+    LayerProgress,
+    PullListener,
+    demux_frames,
+    info_from_inspect,
+    info_from_summary,
+    label_filters,
+    split_image,
+    tar_files,
+    untar_file,
+)
 from kubeflow_trainer_podman.config import PodmanBackendConfig
 
 CPU_PERIOD = 100_000
+
+
+def loopback_registry(repository: str) -> bool:
+    """True when the image's registry is this machine (``localhost``, ``127.x``, ``[::1]``, with a port).
+    Docker pulls from those over plain HTTP by default (its insecure-registry default is 127.0.0.0/8); Podman
+    is asked to do the same, so a registry run beside the engine works on both."""
+    first = repository.split("/", 1)[0]
+    if "/" not in repository or not ("." in first or ":" in first or first == "localhost"):
+        return False  # no registry part: the engine's default registries
+    host = first.rsplit(":", 1)[0] if not first.endswith("]") else first
+    return host in ("localhost", "[::1]") or host.startswith("127.")
+
+
+ARCHIVE_CHUNK = 1 << 20
+"""Bytes per chunk of a streamed archive (``get_job_outputs``)."""
 
 
 class PodmanEngine(ClientEngine):
@@ -67,6 +91,37 @@ class PodmanEngine(ClientEngine):
         return bool(self.client.images.exists(image))
 
     @translate_errors
+    def pull_image(self, image: str, progress: PullListener | None = None) -> None:
+        """Podman's own pull stream: a ``Copying blob <digest>`` line when a layer starts copying (``skipped:
+        already exists`` when present), ``Copying config`` once every layer is copied; no byte counts."""
+        repo, tag = split_image(image)
+        copying: list[str] = []
+        try:
+            reports: Iterator[dict[str, Any]] = iter(
+                self.client.images.pull(  # type: ignore[arg-type]  # a stream of decoded reports with stream=True
+                    repo, tag=tag, stream=True, decode=True, tls_verify=not loopback_registry(repo)
+                )
+            )
+            for report in reports:
+                if report.get("error"):
+                    raise BackendError(str(report["error"]))
+                line = str(report.get("stream", "")).strip()
+                if line.startswith("Copying blob "):
+                    layer = line.split()[2].removeprefix("sha256:")[:12]
+                    present = "skipped" in line or "already exists" in line
+                    if not present:
+                        copying.append(layer)
+                    if progress is not None:
+                        progress(LayerProgress(layer, "present" if present else "downloading"))
+                elif (line.startswith("Copying config") or report.get("images")) and copying:
+                    for layer in copying:
+                        if progress is not None:
+                            progress(LayerProgress(layer, "done"))
+                    copying = []
+        except self.api_error as exc:
+            raise BackendError(str(getattr(exc, "explanation", None) or exc)) from exc
+
+    @translate_errors
     def create_network(self, name: str, labels: dict[str, str]) -> None:
         # DNS must be on for node 0 to be reachable by its container name (podman-py's default is off).
         self.client.networks.create(name, dns_enabled=True, labels=labels)
@@ -79,10 +134,13 @@ class PodmanEngine(ClientEngine):
             "hostname": spec.hostname,
             "labels": dict(spec.labels),
             "environment": spec.environment(reveal_secrets=reveal_secrets),
-            "networks": {spec.network: {}},
             "volumes": spec.mounts(),
             "working_dir": spec.working_dir,
         }
+        if spec.network is not None:
+            kwargs["networks"] = {spec.network: {}}
+        else:  # a one-node job: the engine's default bridge network (outbound access, no per-job network)
+            kwargs["network_mode"] = "bridge"
         if spec.command:
             kwargs["command"] = list(spec.command)
         if spec.cpu:
@@ -107,11 +165,13 @@ class PodmanEngine(ClientEngine):
         except requests.exceptions.JSONDecodeError:
             pass  # already stopped: the service answers 304 with no body, which podman-py 5.x parses as JSON
 
-    @translate_errors
     def put_files(self, container: str, directory: str, files: dict[str, str]) -> None:
+        self.put_archive(container, directory, tar_files(files))
+
+    @translate_errors
+    def put_archive(self, container: str, directory: str, data: bytes) -> None:
         # podman-py's put_archive only says True/False; the REST call keeps the service's reason. Podman 4.3
         # now and then refuses the first copy into a just-created container: one short retry covers it.
-        data = tar_files(files)
         problem = ""
         for attempt in range(3):
             response = self.client.api.put(f"/containers/{container}/archive", params={"path": directory}, data=data)
@@ -124,25 +184,64 @@ class PodmanEngine(ClientEngine):
     @translate_errors
     def get_file(self, container: str, path: str) -> bytes | None:
         response = self.client.api.get(f"/containers/{container}/archive", params={"path": path})
-        if response.status_code == 404:
+        if response.status_code == 404 or (response.ok and not response.content):  # Podman 4: 200, no archive
             return None
         if not response.ok:
             raise BackendError(f"could not read {path} from the container (HTTP {response.status_code})")
         return untar_file(response.content)
 
     @translate_errors
+    def get_archive(self, container: str, path: str) -> Iterator[bytes] | None:
+        # podman-py's Container.get_archive reads the whole answer into memory first; the REST call with
+        # stream=True hands the archive over chunk by chunk.
+        response = self.client.api.get(f"/containers/{container}/archive", params={"path": path}, stream=True)
+        if response.status_code == 404:
+            response.close()
+            return None
+        if not response.ok:
+            problem = response.text.strip()[:300]
+            response.close()
+            raise BackendError(f"could not read {path} from the container (HTTP {response.status_code}: {problem})")
+        chunks: Iterator[bytes] = response.iter_content(chunk_size=ARCHIVE_CHUNK)
+        return chunks
+
+    def _listed(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """The libpod list of the containers carrying ``labels``, filtered by the service (one call). The REST
+        call, not podman-py's: label filters sent by podman-py 5.x match nothing on Podman 4.3 (podman-py
+        #542); the service's own filter is applied, and checked here again."""
+        response = self.client.api.get(
+            "/containers/json", params={"all": True, "filters": json.dumps(label_filters(labels))}
+        )
+        if not response.ok:
+            raise BackendError(f"the Podman service refused to list containers: HTTP {response.status_code}")
+        return [
+            entry
+            for entry in response.json() or []
+            if all((entry.get("Labels") or {}).get(k) == v for k, v in labels.items())
+        ]
+
+    @translate_errors
     def list_containers(self, labels: dict[str, str]) -> list[ContainerInfo]:
         out = []
-        # Label filters sent by podman-py 5.x match nothing on Podman 4.3 (podman-py #542): filter here.
-        for c in self.client.containers.list(all=True):
-            if any((c.labels or {}).get(k) != v for k, v in labels.items()):
-                continue
-            try:
-                c.reload()  # the list summary lacks exit codes and times in the inspect shape
+        for entry in self._listed(labels):
+            try:  # the list lacks OOMKilled and exact times: the inspect result has them
+                attrs = self.client.api.get(f"/containers/{entry['Id']}/json")
             except podman.errors.NotFound:
                 continue
-            out.append(info_from_inspect(c.id, c.name, c.labels, c.attrs))
+            if attrs.status_code == 404 or (attrs.status_code == 500 and "no such container" in attrs.text):
+                continue  # removed meanwhile (Podman 4.3 answers a half-removed container with 500, not 404)
+            if not attrs.ok:
+                raise BackendError(f"the Podman service refused to inspect a container: HTTP {attrs.status_code}")
+            data = attrs.json()
+            out.append(
+                info_from_inspect(data["Id"], str(data.get("Name", "")).lstrip("/"), entry.get("Labels") or {}, data)
+            )
         return out
+
+    @translate_errors
+    def list_container_summaries(self, labels: dict[str, str]) -> list[ContainerInfo]:
+        """One libpod list call: state, exit code and times (whole seconds) without inspecting each container."""
+        return [info_from_summary(entry) for entry in self._listed(labels)]
 
     @translate_errors
     def list_networks(self, labels: dict[str, str]) -> list[str]:
@@ -171,8 +270,7 @@ class PodmanEngine(ClientEngine):
             if response.status_code == 404:
                 return
             response.raise_for_status()
-            for frame in podman.api.stream_frames(response):  # not demultiplexed: bytes
-                yield frame if isinstance(frame, bytes) else b"".join(frame)
+            yield from demux_frames(response.iter_content(chunk_size=None))  # see demux_frames
         except self.not_found:
             return
         except (*self.unreachable_errors, urllib3.exceptions.HTTPError, self.sdk_error) as exc:

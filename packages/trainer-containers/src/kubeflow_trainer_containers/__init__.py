@@ -12,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from kubeflow_trainer.capabilities import Capability
+from kubeflow_trainer.options import MAX_RESTARTS
 
 if TYPE_CHECKING:
     from kubeflow_trainer_containers.backend import ContainerBackend
@@ -35,6 +36,7 @@ which must stay fast (only CAPABILITIES and the config are needed then)."""
 CAPABILITIES = frozenset(
     {
         Capability.MULTI_NODE,
+        Capability.WORKSPACE,
         Capability.MULTI_PROCESS,
         Capability.GPU,
         Capability.CPU_LIMIT,
@@ -47,6 +49,10 @@ CAPABILITIES = frozenset(
         Capability.EVENTS,
         Capability.PERSISTENCE,
         Capability.INITIALIZERS,
+        Capability.OUTPUTS,
+        Capability.DATA_DIRS,
+        Capability.READ_ONLY_DATA_DIRS,
+        MAX_RESTARTS,
     }
 )
 """What the shared container backend can do, on any engine. Not yet: deadlines, runtime patches."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, TypeVar
 
 from kubeflow_trainer.errors import BackendError, BackendUnavailableError
-from kubeflow_trainer_containers.engine import ContainerEngine
+from kubeflow_trainer_containers.engine import ContainerEngine, LayerProgress, PullListener, split_image
 from kubeflow_trainer_containers.request import ContainerSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -37,6 +37,31 @@ def translate_errors(func: F) -> F:
             raise error from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+_DOCKER_STATES: dict[str, Any] = {
+    "Already exists": "present",
+    "Pulling fs layer": "waiting",
+    "Waiting": "waiting",
+    "Downloading": "downloading",
+    "Verifying Checksum": "downloading",
+    "Download complete": "extracting",
+    "Extracting": "extracting",
+    "Pull complete": "done",
+}
+
+
+def docker_layer_progress(report: dict[str, Any]) -> LayerProgress | None:
+    """A Docker pull report as a :class:`LayerProgress`; None for reports about no layer (``Digest: ...``)."""
+    state = _DOCKER_STATES.get(str(report.get("status", "")))
+    layer = report.get("id")
+    if state is None or not layer:
+        return None
+    detail = report.get("progressDetail") or {}
+    current, total = detail.get("current"), detail.get("total")
+    if state == "extracting":  # bytes extracted are not bytes downloaded: the download is complete
+        current, total = None, None
+    return LayerProgress(str(layer), state, current, total)
 
 
 class ClientEngine(ContainerEngine):
@@ -105,6 +130,20 @@ class ClientEngine(ContainerEngine):
             pass
 
     @translate_errors
+    def release_network(self, name: str, containers: list[str]) -> bool:
+        try:
+            network = self.client.networks.get(name)
+        except self.not_found:
+            return True
+        for container in containers:  # Podman refuses to remove a network that stopped containers still name
+            try:
+                network.disconnect(container)
+            except self.not_found:
+                pass
+        network.remove()  # never forced: Podman's force would remove the containers too
+        return True
+
+    @translate_errors
     def remove_volume(self, name: str) -> None:
         try:
             self.client.volumes.get(name).remove(force=True)
@@ -116,11 +155,24 @@ class ClientEngine(ContainerEngine):
         self.client.volumes.create(name=name, labels=labels)
 
     @translate_errors
-    def pull_image(self, image: str) -> None:
+    def pull_image(self, image: str, progress: PullListener | None = None) -> None:
+        """Docker's pull stream (Podman answers it on its compatible API too): one JSON report per layer event
+        with byte counts; an ``error`` report ends the pull."""
+        repo, tag = split_image(image)
         try:
-            self.client.images.pull(image)
+            for report in self.pull_stream(repo, tag):
+                if report.get("error") or report.get("errorDetail"):
+                    detail = report.get("errorDetail") or {}
+                    raise BackendError(str(report.get("error") or detail.get("message") or report))
+                layer = docker_layer_progress(report)
+                if layer is not None and progress is not None:
+                    progress(layer)
         except self.api_error as exc:
             raise BackendError(str(getattr(exc, "explanation", None) or exc)) from exc
+
+    def pull_stream(self, repo: str, tag: str) -> Iterator[dict[str, Any]]:
+        """The engine's decoded pull reports (Docker's ``POST /images/create`` stream)."""
+        return iter(self.client.api.pull(repo, tag=tag, stream=True, decode=True))
 
     @translate_errors
     def create_container(self, spec: ContainerSpec) -> str:
@@ -146,6 +198,15 @@ class ClientEngine(ContainerEngine):
             return
         except (*self.unreachable_errors, self.sdk_error) as exc:
             raise self.unavailable(exc) from exc
+
+    def timed_logs(self, container: str) -> Iterator[bytes] | None:
+        try:
+            data = self.client.containers.get(container).logs(stdout=True, stderr=True, timestamps=True)
+        except self.not_found:
+            return iter(())
+        except (*self.unreachable_errors, self.sdk_error) as exc:
+            raise self.unavailable(exc) from exc
+        return iter([data if isinstance(data, bytes) else b"".join(data)])
 
     def close(self) -> None:
         if self._client is not None:

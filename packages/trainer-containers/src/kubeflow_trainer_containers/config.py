@@ -132,7 +132,7 @@ class ContainerBackendConfig(BackendConfig):
         runtime_source: Where runtimes come from (:class:`TrainingRuntimeSource`).
         pull_policy: ``IfNotPresent`` (default), ``Always`` or ``Never`` (case-insensitive). Default from
             ``KUBEFLOW_TRAINER_PULL_POLICY``.
-        auto_remove: ``delete_job`` also removes the job's workspace volume (default). False keeps it.
+        auto_remove: ``delete_job`` also removes the job's workspace and output volumes (default). False keeps them.
         dataset_initializer_image / model_initializer_image: Images of the initializer steps (upstream's
             names; they win over ``initializer_image``). Default: the trainer's image, since upstream's
             ``ghcr.io`` defaults need a registry.
@@ -145,7 +145,15 @@ class ContainerBackendConfig(BackendConfig):
         stop_timeout: Seconds a node gets between SIGTERM and SIGKILL when stopped.
         initializer_image: Image of the dataset/model initializer steps (needs ``python3``; ``boto3`` and
             ``huggingface_hub`` are installed with pip when missing). Default: the trainer's image.
-        cache_prefix: Prefix of the named volumes that hold initializer caches (``cache=...``).
+        cache_prefix: Prefix of the named volumes that hold initializer caches (``cache=...``) and workspaces
+            (``<cache_prefix>ws-<digest>``, one per workspace content, shared by the jobs that ship it).
+        workspace_limit: Largest workspace in bytes (default 512 MiB): its archive is built in memory and sent
+            through the engine's API once per content.
+        max_running_jobs: Admission: at most this many jobs of this backend run at once on the engine; the others
+            wait, status ``Suspended``, in submission order, and start as running jobs end, with no client
+            running (a detached queue runner per waiting job). Default: two per CPU, at least eight.
+        queue_dir: Directory of the admission queue (lock files). Default:
+            ``$XDG_STATE_HOME/kubeflow-trainer/<label_prefix>-<engine>-queue``.
     """
 
     pull_policy: Literal["IfNotPresent", "Always", "Never"] = Field(
@@ -165,6 +173,9 @@ class ContainerBackendConfig(BackendConfig):
     stop_timeout: float = Field(default=5.0, ge=0)
     initializer_image: str | None = None
     cache_prefix: str = "kft-cache-"
+    workspace_limit: int = Field(default=512 * 1024 * 1024, ge=1)
+    max_running_jobs: int | None = Field(default=None, ge=1)
+    queue_dir: str | None = None
 
     @field_validator("pull_policy", mode="before")
     @classmethod

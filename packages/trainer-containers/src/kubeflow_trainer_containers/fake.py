@@ -11,14 +11,22 @@ For the backend's logic only: the real engines are tested by the same kit
 
 from __future__ import annotations
 
+import io
 import itertools
+import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from kubeflow_trainer.errors import BackendError, BackendUnavailableError
-from kubeflow_trainer_containers.engine import ContainerEngine, ContainerInfo, EngineEvent
+from kubeflow_trainer_containers.engine import (
+    ContainerEngine,
+    ContainerInfo,
+    EngineEvent,
+    LayerProgress,
+    PullListener,
+)
 from kubeflow_trainer_containers.request import ContainerSpec
 
 KILLED = 137
@@ -41,6 +49,7 @@ class FakeContainer:
     logs: bytes = b""
     files: dict[str, bytes] = field(default_factory=dict)
     """Absolute path -> content."""
+    oom_killed: bool = False
 
     @property
     def name(self) -> str:
@@ -58,6 +67,7 @@ class FakeContainer:
             created=self.created,
             started_at=self.started_at,
             finished_at=self.finished_at,
+            oom_killed=self.oom_killed,
         )
 
 
@@ -88,6 +98,8 @@ class FakeEngine(ContainerEngine):
         """Images in local storage."""
         self.pullable: set[str] = set(pullable or ())
         """Images ``pull_image`` can fetch."""
+        self.pull_reports: dict[str, list[LayerProgress]] = {}
+        """The layer reports ``pull_image`` gives for an image, in order (none: a silent pull)."""
         self.on_start = on_start
         self.containers: dict[str, FakeContainer] = {}
         self.networks: dict[str, dict[str, str]] = {}
@@ -128,8 +140,10 @@ class FakeEngine(ContainerEngine):
         c.state, c.exit_code, c.finished_at = "exited", exit_code, self.now()
         self._event(c, "die", {"exitCode": str(exit_code)}, at=c.finished_at)
 
-    def kill(self, name_or_id: str) -> None:
-        """The container is killed (SIGKILL, e.g. out of memory): it exits with 137."""
+    def kill(self, name_or_id: str, oom: bool = False) -> None:
+        """The container is killed (SIGKILL): it exits with 137; ``oom``: by the kernel's OOM killer (the
+        engine then reports ``OOMKilled``)."""
+        self.container(name_or_id).oom_killed = oom
         self.finish(name_or_id, KILLED)
 
     def write_file(self, name_or_id: str, path: str, content: str | bytes) -> None:
@@ -169,10 +183,13 @@ class FakeEngine(ContainerEngine):
         self._call("image_exists")
         return image in self.images
 
-    def pull_image(self, image: str) -> None:
+    def pull_image(self, image: str, progress: PullListener | None = None) -> None:
         self._call("pull_image")
         if image not in self.pullable:
             raise BackendError(f"pull access denied for {image}: no registry knows it")
+        for report in self.pull_reports.get(image, []):
+            if progress is not None:
+                progress(report)
         self.images.add(image)
 
     def create_network(self, name: str, labels: dict[str, str]) -> None:
@@ -195,7 +212,7 @@ class FakeEngine(ContainerEngine):
             raise BackendError(f"no such image: {spec.image}")
         for volume in spec.volumes:
             self.volumes.setdefault(volume, {})  # engines create a named volume on first mount
-        if spec.network not in self.networks:
+        if spec.network is not None and spec.network not in self.networks:
             raise BackendError(f"network {spec.network} not found")
         c = FakeContainer(
             id=f"fake{next(self._ids):08x}",
@@ -213,9 +230,42 @@ class FakeEngine(ContainerEngine):
         for path, content in files.items():
             c.files[f"{directory.rstrip('/')}/{path}"] = content.encode()
 
+    def put_archive(self, container: str, directory: str, data: bytes) -> None:
+        import io
+        import tarfile
+
+        self._call("put_archive")
+        c = self._get(container)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for member in tar:
+                handle = tar.extractfile(member) if member.isfile() else None
+                if handle is not None:
+                    c.files[f"{directory.rstrip('/')}/{member.name}"] = handle.read()
+
     def get_file(self, container: str, path: str) -> bytes | None:
         self._call("get_file")
         return self._get(container).files.get(path)
+
+    def get_archive(self, container: str, path: str) -> Iterator[bytes] | None:
+        """A tar of the fake container's files at or under ``path`` (top entry: its last component)."""
+        self._call("get_archive")
+        root = path.rstrip("/")
+        top = root.rsplit("/", 1)[-1]
+        found = {
+            top + p[len(root) :]: data
+            for p, data in self._get(container).files.items()
+            if p == root or p.startswith(root + "/")
+        }
+        if not found:
+            return None
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, data in sorted(found.items()):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        payload = buf.getvalue()
+        return iter([payload[i : i + 4096] for i in range(0, len(payload), 4096)])
 
     def start_container(self, container: str) -> None:
         self._call("start_container")
@@ -228,6 +278,23 @@ class FakeEngine(ContainerEngine):
     def list_containers(self, labels: dict[str, str]) -> list[ContainerInfo]:
         self._call("list_containers")
         return [c.info() for c in self.containers.values() if _matches(dict(c.spec.labels), labels)]
+
+    def list_container_summaries(self, labels: dict[str, str]) -> list[ContainerInfo]:
+        """As the engines' list calls report them: whole-second creation times, no start or finish times, no
+        OOM kill (the least :meth:`ContainerEngine.list_container_summaries` promises)."""
+        self._call("list_container_summaries")
+        return [
+            ContainerInfo(
+                id=c.id,
+                name=c.name,
+                labels=dict(c.spec.labels),
+                state=c.state,
+                exit_code=c.exit_code if c.state in ("exited", "stopped", "dead") else None,
+                created=c.created.replace(microsecond=0),
+            )
+            for c in self.containers.values()
+            if _matches(dict(c.spec.labels), labels)
+        ]
 
     def stop_container(self, container: str, timeout: float) -> None:
         self._call("stop_container")
@@ -244,6 +311,13 @@ class FakeEngine(ContainerEngine):
     def remove_network(self, name: str) -> None:
         self._call("remove_network")
         self.networks.pop(name, None)
+
+    def release_network(self, name: str, containers: list[str]) -> bool:
+        self._call("release_network")
+        if any(c.spec.network == name and c.state in ("running", "created") for c in self.containers.values()):
+            raise BackendError(f"network {name} has active endpoints")
+        self.networks.pop(name, None)
+        return True
 
     def remove_volume(self, name: str) -> None:
         self._call("remove_volume")

@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from kubeflow_trainer.workspace import WorkspaceSnapshot
+
 SECRET_PLACEHOLDER = "<secret>"
 """What an engine-native request shows in place of a credential."""
 
@@ -25,12 +27,14 @@ class ContainerSpec(BaseModel):
     command: list[str]
     labels: dict[str, str]
     env: dict[str, str]
-    network: str
+    network: str | None
+    """The job's own network, or None for the engine's default bridge network (a one-node job: no peers to
+    resolve, and nothing per job that holds one of the engine's address pools after the job ends)."""
     hostname: str
     volumes: dict[str, str]
     """Volume name -> mount path."""
     binds: dict[str, str] = Field(default_factory=dict)
-    """Host path -> mount path, read-only (a local initializer source)."""
+    """Host path -> mount path, read-only (a local initializer source, the job's data directories)."""
     secret_env: dict[str, SecretStr] = Field(default_factory=dict)
     """Environment variables holding credentials (an initializer's), set only on this container."""
     working_dir: str = "/workspace"
@@ -70,6 +74,19 @@ VolumeSpec = NetworkSpec
 """A named volume: a name and its labels, like a network."""
 
 
+class WorkspaceVolume(BaseModel):
+    """The user's workspace: a named volume keyed by the workspace's content digest, created and filled (one
+    archive upload) unless a job shipped the same content before; mounted at :attr:`mount_path` in the node
+    containers, whose launcher copies it into the job's working directory."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    volume: VolumeSpec
+    mount_path: str
+    snapshot: WorkspaceSnapshot
+    """The files that ship (path, size, SHA-256), what was skipped, the digest."""
+
+
 class ContainerJobRequest(BaseModel):
     """Everything one job creates on a container engine, in the order :meth:`ContainerBackend.submit` creates it.
 
@@ -87,13 +104,21 @@ class ContainerJobRequest(BaseModel):
     image: str
     """The job's image (made present according to ``pull_policy`` before anything is created)."""
     pull_policy: str
-    network: NetworkSpec
+    network: NetworkSpec | None
+    """The job's network, for jobs of several nodes (node 0 is addressed by its container name); None for a
+    one-node job, whose containers use the engine's default bridge network (outbound access, no per-job
+    network to create, exhaust the engine's address pools with or remove)."""
     volume: VolumeSpec
     """The job's workspace volume."""
+    outputs_volume: VolumeSpec | None = None
+    """The job's output volume, mounted on every node at ``$KUBEFLOW_TRAINER_OUTPUT_DIR``; read by
+    ``get_job_outputs`` (through node 0's container, also after it exited) and removed by ``delete_job``."""
     cache_volumes: list[VolumeSpec] = Field(default_factory=list)
     """Initializer cache volumes, created unless they exist, kept by ``delete_job``."""
     files: dict[str, str]
     """Workspace files (relative path -> content), written before any container starts."""
+    workspace: WorkspaceVolume | None = None
+    """The user's project (``CustomTrainer(workspace=...)``): a content-addressed volume, filled once."""
     containers: list[ContainerSpec]
     """Initializer steps first, then one container per node."""
     engine_requests: list[dict[str, Any]] = Field(default_factory=list)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,6 +126,34 @@ class EngineConformance:
         assert engine.list_containers({LABEL: run_id}) == []
         engine.remove_container(container)  # removing what is gone is no error
 
+    def test_summaries_agree_with_the_full_list(self, engine: ContainerEngine, image: str, run_id: str) -> None:
+        """list_container_summaries (one list call, what list_jobs reads) reports the same containers, states,
+        labels and exit codes as list_containers."""
+        self.prepare(engine, run_id)
+        exited = engine.create_container(self.spec(run_id, image, EXIT_COMMAND, "x"))
+        engine.create_container(self.spec(run_id, image, EXIT_COMMAND, "y"))  # created, never started
+        engine.start_container(exited)
+        self.wait_exited(engine, run_id, exited)
+        full = {c.id: c for c in engine.list_containers({LABEL: run_id})}
+        summaries = {c.id: c for c in engine.list_container_summaries({LABEL: run_id})}
+        assert set(summaries) == set(full) and len(full) == 2
+
+        def ended_as_one(state: str) -> str:  # Podman 4.3's inspect says "stopped" for a moment, its list "exited"
+            return "exited" if state == "stopped" else state
+
+        for cid, info in full.items():
+            summary = summaries[cid]
+            assert (summary.name, summary.labels, ended_as_one(summary.state)) == (
+                info.name,
+                info.labels,
+                ended_as_one(info.state),
+            ), (summary, info)
+            assert summary.exit_code == (info.exit_code if info.state in ("exited", "stopped") else None)
+            assert abs((summary.created - info.created).total_seconds()) < 1
+        assert [c.name for c in engine.list_container_summaries({LABEL: run_id, f"{LABEL}-step": "x"})] == [
+            f"{run_id}-x"
+        ]
+
     def test_stop_ends_a_running_container(self, engine: ContainerEngine, image: str, run_id: str) -> None:
         self.prepare(engine, run_id)
         container = engine.create_container(self.spec(run_id, image, SLEEP_COMMAND))
@@ -153,3 +183,39 @@ class EngineConformance:
         actions = {e.action for e in events}
         assert "start" in actions and actions & {"die", "died"}, actions  # Podman says "died"
         assert all(e.container == f"{run_id}-c" for e in events)
+
+
+JOB_LABEL = "trainer.kubeflow.org/trainjob-name"
+
+
+def _write_output() -> None:  # a job function: shipped by source, so self-contained
+    import os
+
+    with open(os.path.join(os.environ["KUBEFLOW_TRAINER_OUTPUT_DIR"], f"rank-{os.environ['RANK']}.txt"), "w") as fh:
+        fh.write("done")
+    print("wrote", os.environ["RANK"])
+
+
+def check_finished_job_releases_its_network(config: Any, out_dir: Path) -> None:
+    """A finished 2-node job's network is removed without delete_job (here by a second client reading the job;
+    submissions and queue runners do it too): its containers stay, so status, logs and outputs still read from
+    a client with no state of its own; then delete_job removes everything. Run by each engine distribution's
+    tests against its real engine (``config``: its backend config)."""
+    from kubeflow_trainer import CustomTrainer, Name, TrainerClient
+
+    name = f"kft-release-{uuid.uuid4().hex[:6]}"
+    with TrainerClient(backend_config=config) as client:
+        engine: ContainerEngine = client.backend.engine  # type: ignore[attr-defined]
+        client.train(trainer=CustomTrainer(func=_write_output, num_nodes=2), options=[Name(name=name)])
+        try:
+            assert client.wait_for_job_status(name, timeout=180, polling_interval=0.5).status == "Complete"
+            with TrainerClient(backend_config=config) as other:  # no per-client state: the engine's
+                job = other.get_job(name)
+                assert job.status == "Complete" and [s.status for s in job.steps] == ["Complete", "Complete"]
+                assert engine.list_networks({JOB_LABEL: name}) == []
+                assert "wrote 0" in list(other.get_job_logs(name))
+                files = other.get_job_outputs(name, out_dir / "out")
+                assert sorted(p.name for p in files) == ["rank-0.txt", "rank-1.txt"]
+        finally:
+            client.delete_job(name)
+        assert engine.list_containers({JOB_LABEL: name}) == []

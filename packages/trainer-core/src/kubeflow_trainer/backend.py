@@ -32,6 +32,9 @@ from pydantic import BaseModel, ConfigDict
 from kubeflow_trainer.capabilities import Capability
 
 if TYPE_CHECKING:
+    from kubeflow_trainer.doctor import Check
+    from kubeflow_trainer.logs import LogEntry
+    from kubeflow_trainer.outputs import OutputFile
     from kubeflow_trainer.plan import JobPlan, PlanDraft
     from kubeflow_trainer.types import Event, Runtime, TrainJob
 
@@ -96,6 +99,16 @@ class BackendHooks:
         requirement added here is refused like one the user asked for.
         """
 
+    @hookspec
+    def trainer_doctor_checks(self, backend: str, config: BackendConfig) -> list[Check] | None:
+        """Check what backend ``backend`` needs on this machine (``kubeflow-trainer doctor``).
+
+        Return a list of :class:`~kubeflow_trainer.doctor.Check` (engine reachable and its version, images,
+        credentials, tools...) for a backend this plugin registers, each failing one with its fix; return
+        ``None`` for other backends. Must not raise for a problem it finds: report it as a failing check.
+        Core adds the installed / configuration / answers checks itself.
+        """
+
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
 """A backend's native request type (a pydantic model)."""
@@ -133,6 +146,9 @@ class Backend(abc.ABC, Generic[RequestT]):
     """
 
     name: str = ""
+    """The backend's selection name, the one its plugin registers (``"local"``). Set it on the class, or in
+    ``__init__`` for a class that serves several names (the container backend takes its engine's); the
+    registry checks that it matches the registered name."""
     request_model: ClassVar[type[BaseModel] | None] = None
     """The pydantic model :meth:`render` returns and :meth:`submit` executes."""
 
@@ -186,6 +202,17 @@ class Backend(abc.ABC, Generic[RequestT]):
     def get_job_logs(self, name: str, step: str = "node-0", follow: bool = False) -> Iterator[str]:
         """Log lines (without trailing newline) of one step; with ``follow`` until the step ends."""
 
+    def get_job_log_entries(self, name: str, step: str = "node-0", follow: bool = False) -> Iterator[LogEntry]:
+        """Log lines of one step with the time each was written, for merging nodes' logs in time order.
+
+        Optional: the default yields :meth:`get_job_logs`' lines without times (merged logs then keep each
+        step's order and interleave followed lines as they arrive). Backends whose engine timestamps lines
+        override it."""
+        from kubeflow_trainer.logs import LogEntry
+
+        for line in self.get_job_logs(name, step=step, follow=follow):
+            yield LogEntry(None, line)
+
     @abc.abstractmethod
     def get_job_events(self, name: str) -> list[Event]:
         """Lifecycle events of the job and its steps, oldest first."""
@@ -193,6 +220,24 @@ class Backend(abc.ABC, Generic[RequestT]):
     @abc.abstractmethod
     def delete_job(self, name: str) -> None:
         """Stop every process/container/pod of the job and remove what the backend created for it."""
+
+    def open_outputs(self, name: str, path: str = "") -> Iterator[OutputFile]:
+        """The files of job ``name``'s output directory (``$KUBEFLOW_TRAINER_OUTPUT_DIR``), or only those under
+        ``path`` (a normalised ``/``-separated path relative to it; ``""`` for all), as
+        :class:`~kubeflow_trainer.outputs.OutputFile` streams, one at a time: each stream is read to its end
+        before the next is asked for, so nothing needs to be held in memory. Regular files only; a ``path``
+        that does not exist yields nothing. Raise JobNotFoundError for an unknown job.
+
+        Backends declaring :attr:`Capability.OUTPUTS` implement it (``get_job_outputs`` calls it); the default
+        refuses.
+        """
+        from kubeflow_trainer.errors import UnsupportedFeatureError
+
+        raise UnsupportedFeatureError(
+            f"backend '{self.name}' keeps no job outputs to fetch",
+            backend=self.name,
+            missing=(str(Capability.OUTPUTS),),
+        )
 
     def close(self) -> None:
         """Release client resources (connections). The client calls it on ``close()``."""

@@ -39,6 +39,28 @@ class UnsupportedFeatureError(InvalidRequestError):
         self.missing = missing
 
 
+class FreeNameError(InvalidRequestError):
+    """The training function uses names that would not exist in the job (an undefined global, a notebook
+    helper, a module of the user's project the job lacks). ``names`` lists them. Raised at submit time."""
+
+    def __init__(self, message: str, names: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.names = names
+
+
+class WorkspaceError(InvalidRequestError):
+    """The workspace cannot be shipped as asked (missing directory, bad pattern, unreadable file)."""
+
+
+class WorkspaceTooLargeError(WorkspaceError):
+    """The workspace is larger than the selected backend takes. ``limit`` and ``size`` are in bytes."""
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+
+
 class NotFoundError(TrainerError, LookupError, ValueError, RuntimeError):
     """A named object (job, runtime, step) does not exist.
 

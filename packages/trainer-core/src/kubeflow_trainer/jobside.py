@@ -58,3 +58,9 @@ def launcher_source() -> str:
     ``packages_to_install``, then execs the node's command. The container and Kubernetes backends ship it
     into the job as a file."""
     return resources.files("kubeflow_trainer").joinpath("launcher.py").read_text()
+
+
+def peerwatch_source() -> str:
+    """The job-side watcher (:mod:`kubeflow_trainer.peerwatch`, standard library only) that makes a job's
+    steps stop each other when one fails; the container backends run every step under it."""
+    return resources.files("kubeflow_trainer").joinpath("peerwatch.py").read_text()

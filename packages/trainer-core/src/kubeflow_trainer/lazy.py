@@ -31,6 +31,66 @@ CONTAINER_NAMES: dict[str, str] = {
 """Name -> module of trainer-containers (the container backend shared by Docker and Podman, installed with
 either: ``trainer-core[docker]`` or ``trainer-core[podman]``)."""
 
+SDK_NAMES: dict[str, str] = {
+    "ActiveDeadlineSeconds": "kubeflow_trainer.options",
+    "Annotations": "kubeflow_trainer.options",
+    "Backend": "kubeflow_trainer.backend",
+    "BackendConfig": "kubeflow_trainer.backend",
+    "BackendSpec": "kubeflow_trainer.backend",
+    "BuiltinTrainer": "kubeflow_trainer.types",
+    "COMPLETE": "kubeflow_trainer.types",
+    "CREATED": "kubeflow_trainer.types",
+    "Capability": "kubeflow_trainer.capabilities",
+    "CustomTrainer": "kubeflow_trainer.types",
+    "CustomTrainerContainer": "kubeflow_trainer.types",
+    "DATASET_PATH": "kubeflow_trainer.types",
+    "DataCacheInitializer": "kubeflow_trainer.types",
+    "DataDirs": "kubeflow_trainer.options",
+    "DataFormat": "kubeflow_trainer.types",
+    "DataType": "kubeflow_trainer.types",
+    "DryRun": "kubeflow_trainer.backend",
+    "Event": "kubeflow_trainer.types",
+    "FAILED": "kubeflow_trainer.types",
+    "HuggingFaceDatasetInitializer": "kubeflow_trainer.types",
+    "HuggingFaceModelInitializer": "kubeflow_trainer.types",
+    "Initializer": "kubeflow_trainer.types",
+    "JobStatus": "kubeflow_trainer.types",
+    "Labels": "kubeflow_trainer.options",
+    "LoraConfig": "kubeflow_trainer.types",
+    "Loss": "kubeflow_trainer.types",
+    "MODEL_PATH": "kubeflow_trainer.types",
+    "MaxRestarts": "kubeflow_trainer.options",
+    "Name": "kubeflow_trainer.options",
+    "OUTPUT_DIR_ENV": "kubeflow_trainer.outputs",
+    "OutputStorage": "kubeflow_trainer.options",
+    "Preparation": "kubeflow_trainer.types",
+    "RUNNING": "kubeflow_trainer.types",
+    "Runtime": "kubeflow_trainer.types",
+    "RuntimeKind": "kubeflow_trainer.types",
+    "RuntimePatch": "kubeflow_trainer.options",
+    "RuntimeTrainer": "kubeflow_trainer.types",
+    "S3DatasetInitializer": "kubeflow_trainer.types",
+    "S3ModelInitializer": "kubeflow_trainer.types",
+    "Step": "kubeflow_trainer.types",
+    "TorchTuneConfig": "kubeflow_trainer.types",
+    "TorchTuneInstructDataset": "kubeflow_trainer.types",
+    "TrainJob": "kubeflow_trainer.types",
+    "TrainJobTemplate": "kubeflow_trainer.types",
+    "TrainerArgs": "kubeflow_trainer.options",
+    "TrainerClient": "kubeflow_trainer.client",
+    "TrainerCommand": "kubeflow_trainer.options",
+    "TrainerStatus": "kubeflow_trainer.types",
+    "TrainerType": "kubeflow_trainer.types",
+    "UNKNOWN": "kubeflow_trainer.types",
+    "UrlDatasetInitializer": "kubeflow_trainer.types",
+    "UrlModelInitializer": "kubeflow_trainer.types",
+    "Workspace": "kubeflow_trainer.workspace",
+    "available_backends": "kubeflow_trainer.registry",
+    "hookimpl": "kubeflow_trainer.backend",
+}
+"""The package's public names (``from kubeflow_trainer import TrainerClient``) -> the module defining each:
+imported on first use, so ``import kubeflow_trainer`` stays cheap."""
+
 CORE_NAMES: dict[str, str] = {
     "update_trainjob_status": "kubeflow_trainer.trainjob_status",
     "get_tpu_num_nodes": "kubeflow_trainer.tpu",
@@ -55,6 +115,8 @@ def star_names(names: list[str]) -> list[str]:
 
 def resolve(module: str, name: str) -> Any:
     """The object ``name`` of the package or alias module ``module``; AttributeError when it has none."""
+    if name in SDK_NAMES:
+        return getattr(importlib.import_module(SDK_NAMES[name]), name)
     if name in CORE_NAMES:
         return getattr(importlib.import_module(CORE_NAMES[name]), name)
     if name in CONTAINER_NAMES:

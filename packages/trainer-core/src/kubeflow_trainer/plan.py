@@ -32,6 +32,7 @@ from kubeflow_trainer.types import (
 if TYPE_CHECKING:
     from kubeflow_trainer.initializers import InitializerStep
     from kubeflow_trainer.options import JobOption
+    from kubeflow_trainer.workspace import WorkspaceSnapshot
 
 OptionT = TypeVar("OptionT", bound="JobOption")
 TrainerKind = Literal["custom", "container", "builtin", "runtime"]
@@ -68,6 +69,7 @@ class _PlanFields:
     runtime: Runtime
     trainer: CustomTrainer | CustomTrainerContainer | BuiltinTrainer | None
     trainer_kind: TrainerKind
+    max_restarts: int
     num_nodes: int
     procs_per_node: int
     resources: Resources
@@ -79,6 +81,9 @@ class _PlanFields:
     initializer: Initializer | None
     steps: Sequence[StepPlan]
     options: Sequence[Any]
+    data_dirs: Mapping[str, str]
+    output_storage: Any
+    workspace: WorkspaceSnapshot | None
 
     # ------------------------------------------------------------------------------------------------
     @property
@@ -103,6 +108,7 @@ class _PlanFields:
             node_rank=node_rank,
             master_addr=master_addr,
             master_port=master_port,
+            max_restarts=self.max_restarts,
         )
 
     def node_command(
@@ -162,6 +168,10 @@ class _PlanFields:
             need.update(getattr(option, "requires", ()))
         if self.callable_options:
             need.add(Capability.CALLABLE_OPTIONS)
+        if self.data_dirs:
+            need.add(Capability.DATA_DIRS)
+        if self.workspace is not None:
+            need.add(Capability.WORKSPACE)
         return need
 
     @property
@@ -204,10 +214,14 @@ class PlanDraft(_PlanFields):
     container_command: list[str] | None = None
     container_args: list[str] | None = None
     active_deadline_seconds: int | None = None
+    max_restarts: int = 0
     runtime_patches: list[dict[str, Any]] = field(default_factory=list)
     steps: list[StepPlan] = field(default_factory=list)
     options: list[Any] = field(default_factory=list)
     name_given: bool = False
+    data_dirs: dict[str, str] = field(default_factory=dict)
+    output_storage: Any = None
+    workspace: WorkspaceSnapshot | None = None
 
     def freeze(self) -> JobPlan:
         """The frozen plan backends receive. Fields are copied (lists become tuples, dicts new dicts), so later
@@ -259,11 +273,21 @@ class JobPlan(_PlanFields):
     container_command: tuple[str, ...] | None = None
     container_args: tuple[str, ...] | None = None
     active_deadline_seconds: int | None = None
+    max_restarts: int = 0
+    """How often torchrun restarts a node's workers after a failure (``MaxRestarts``); 0: a failure is final."""
     runtime_patches: tuple[dict[str, Any], ...] = ()
     steps: tuple[StepPlan, ...] = ()
     options: tuple[Any, ...] = ()
     name_given: bool = False
     """True when the user named the job (``Name``); otherwise the name is random."""
+    data_dirs: Mapping[str, str] = field(default_factory=dict)
+    """Data directories of the caller's machine (name -> absolute path of an existing directory) the job reads
+    without copying (``DataDirs``); named in the job by ``$KUBEFLOW_TRAINER_DATA_DIR_<NAME>``."""
+    output_storage: Any = None
+    """Where the nodes upload their output directory (an ``OutputStorage`` option), or None."""
+    workspace: WorkspaceSnapshot | None = None
+    """The project files that ship (``CustomTrainer(workspace=...)``): the job's working directory on every
+    node. The SDK's own files (:attr:`files`) are then under ``.kft/``."""
 
     @cached_property
     def initializer_steps(self) -> tuple[InitializerStep, ...]:
@@ -399,8 +423,14 @@ def build_draft(
     if isinstance(trainer, CustomTrainer):
         plan.packages_to_install = list(trainer.packages_to_install or [])
         plan.pip_index_urls = list(trainer.pip_index_urls) if trainer.pip_index_urls else None
-        plan.files[shipping.SCRIPT_NAME] = shipping.build_script(trainer.func, trainer.func_args)
-        plan.script = shipping.SCRIPT_NAME
+        if trainer.workspace is not None:
+            from kubeflow_trainer.workspace import SDK_DIR, take_snapshot
+
+            plan.workspace = take_snapshot(trainer.workspace)
+            plan.script = f"{SDK_DIR}/{shipping.SCRIPT_NAME}"
+        else:
+            plan.script = shipping.SCRIPT_NAME
+        plan.files[plan.script] = shipping.build_script(trainer.func, trainer.func_args, plan.workspace)
     if isinstance(trainer, CustomTrainerContainer):
         plan.container_command = list(trainer.command) if trainer.command else None
         plan.container_args = list(trainer.args) if trainer.args else None

@@ -20,6 +20,7 @@ import os
 import re
 import threading
 import traceback
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from importlib import metadata
@@ -257,7 +258,20 @@ class BackendRegistry:
                 f"backend '{spec.name}' from {spec.distribution!r}: its factory returned "
                 f"{type(backend).__name__}, not a kubeflow_trainer.Backend"
             )
-        backend.name = spec.name
+        if not backend.name:
+            warnings.warn(
+                f"backend '{spec.name}' ({type(backend).__name__} from {spec.distribution!r}) does not name itself: "
+                f"set name = {spec.name!r} on the class; the registry no longer names backends from 0.7",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            backend.name = spec.name
+        elif backend.name != spec.name:
+            raise BackendLoadError(
+                f"backend '{spec.name}' from {spec.distribution!r}: its factory returned a "
+                f"{type(backend).__name__} named {backend.name!r}; a backend's name must be the one its plugin "
+                f"registers (set name = {spec.name!r} on the class)"
+            )
         return backend
 
 
@@ -273,5 +287,9 @@ def default_registry() -> BackendRegistry:
 
 
 def available_backends() -> list[str]:
-    """Names of the installed, loadable backends."""
-    return default_registry().names()
+    """Names of the installed, loadable backends (a list that Jupyter shows as a table of every installed
+    backend: distribution, version, capabilities, and why a broken one cannot be used)."""
+    from kubeflow_trainer.display import BackendList
+
+    registry = default_registry()
+    return BackendList(registry.names(), registry)

@@ -25,6 +25,8 @@ class Rendezvous:
     master_addr: str
     master_port: int = DEFAULT_MASTER_PORT
     timeout: int = DEFAULT_RDZV_TIMEOUT
+    max_restarts: int = 0
+    """How often torchrun restarts the node's worker group after a worker failed (the ``MaxRestarts`` option)."""
 
     def __post_init__(self) -> None:
         if self.num_nodes < 1 or self.procs_per_node < 1:
@@ -60,6 +62,6 @@ class Rendezvous:
             f"--master-addr={self.master_addr}",
             f"--master-port={self.master_port}",
             f"--rdzv-conf=timeout={self.timeout}",
-            "--max-restarts=0",
+            f"--max-restarts={self.max_restarts}",
             script,
         ]

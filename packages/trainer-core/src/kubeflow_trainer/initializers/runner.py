@@ -6,6 +6,11 @@ Shipped into the job's workspace as ``.kft/initializer.py`` and run as ``python 
 The spec (see ``kubeflow_trainer.initializers.InitializerStep.spec``) names the source, the output directory,
 the status directory and an optional cache; credentials arrive as ``KFT_INIT_*`` environment variables.
 
+While it downloads it prints ``[<step>] progress: <files>[/<total>] files, <bytes>[/<total>] bytes`` at most
+once a second and once at the end (totals where the source says them: S3 listings, Content-Length, the size of
+a copied tree); backends read the last such line of a running step into ``TrainJob.preparation``
+(``kubeflow_trainer.preparation.initializer_progress``).
+
 Exit code 0 on success, 1 on failure with one ``[<step>] error: ...`` line saying what was wrong and how to
 fix it. At the end it writes ``<status_dir>/<step>.ok`` or ``<step>.failed`` and ``<step>.json``.
 """
@@ -21,6 +26,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import urllib.error
@@ -36,11 +42,64 @@ class InitError(Exception):
     """A failure with a message meant for the user."""
 
 
+PROGRESS_EVERY = 1.0
+"""Seconds between two progress lines."""
+
+
+class Progress:
+    """Files and bytes fetched so far, and the totals once known; prints a progress line at most once every
+    :data:`PROGRESS_EVERY` seconds (thread-safe: boto3 reports bytes from its transfer threads)."""
+
+    def __init__(self, step: Step) -> None:
+        self.step = step
+        self.files = self.bytes = 0
+        self.files_total: int | None = None
+        self.bytes_total: int | None = None
+        self._lock = threading.Lock()
+        self._shown = 0.0
+
+    def expect(self, files: int | None, size: int | None) -> None:
+        with self._lock:
+            self.files_total, self.bytes_total = files, size
+        self.show(force=True)
+
+    def add(self, size: int = 0, files: int = 0) -> None:
+        with self._lock:
+            self.bytes += size
+            self.files += files
+        self.show()
+
+    def measure(self, root: str, force: bool = False) -> None:
+        """Take the files and bytes under ``root`` as the progress (a client that reports nothing itself)."""
+        files, size = tree_size(root)
+        with self._lock:
+            self.files, self.bytes = files, size
+        self.show(force)
+
+    def finish(self, files: int, size: int) -> None:
+        """The last line: all of it."""
+        with self._lock:
+            self.files = self.files_total = files
+            self.bytes = self.bytes_total = size
+        self.show(force=True)
+
+    def show(self, force: bool = False) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if not force and now - self._shown < PROGRESS_EVERY:
+                return
+            self._shown = now
+            files = f"{self.files}/{self.files_total}" if self.files_total is not None else str(self.files)
+            size = f"{self.bytes}/{self.bytes_total}" if self.bytes_total is not None else str(self.bytes)
+        self.step.log(f"progress: {files} files, {size} bytes")
+
+
 class Step:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
         self.name = spec["step"]
         self.source = spec["source"]
+        self.progress = Progress(self)
 
     def log(self, message: str) -> None:
         print(f"[{self.name}] {message}", flush=True)
@@ -58,8 +117,10 @@ class Step:
             if os.path.exists(os.path.join(entry, COMPLETE_MARKER)):
                 self.log(f"reusing cache {name!r} (entry {key}): {self.describe()} is not downloaded again")
                 result["cache"] = "reused"
+                self.progress = Progress(self)  # the copy out of the cache is what runs now
             else:
                 self.log(f"cache {name!r} has no entry {key} yet: downloading {self.describe()}")
+                self.progress.show(force=True)
                 partial = f"{entry}.partial-{uuid.uuid4().hex[:8]}"
                 os.makedirs(os.path.join(partial, "data"))
                 try:
@@ -73,12 +134,13 @@ class Step:
                 finally:
                     shutil.rmtree(partial, ignore_errors=True)
                 result["cache"] = "stored"
-            copy_tree(os.path.join(entry, "data"), output)
+            self.copy_with_progress(os.path.join(entry, "data"), output)
         else:
             verb = "copying" if self.source["type"] == "path" else "downloading"
             self.log(f"{verb} {self.describe()} to {output}")
             self.fetch(output)
         files, size = tree_size(output)
+        self.progress.finish(files, size)
         if files == 0:
             raise InitError(f"{self.describe()} gave no files; check storage_uri and the patterns")
         result.update(files=files, bytes=size, seconds=round(time.monotonic() - started, 3))
@@ -133,6 +195,17 @@ class Step:
         errors = getattr(hub, "errors", None) or importlib.import_module("huggingface_hub.utils")
         where = src.get("endpoint") or "the Hugging Face Hub"
         repo = f"{src['repo_type']} repository {src['repo_id']!r}"
+        stop = threading.Event()
+
+        def watch() -> None:  # the Hub client reports nothing we can read: measure what it wrote
+            while not stop.wait(PROGRESS_EVERY):
+                try:
+                    self.progress.measure(dest)
+                except OSError:  # a file renamed under the walk
+                    pass
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
         try:
             hub.snapshot_download(
                 repo_id=src["repo_id"],
@@ -170,6 +243,9 @@ class Step:
             raise InitError(f"{where} refused the download of {repo}: {first_line(exc)}") from exc
         except OSError as exc:
             raise InitError(f"cannot download {repo} from {where}: {first_line(exc)}") from exc
+        finally:
+            stop.set()
+            watcher.join()
         shutil.rmtree(os.path.join(dest, ".cache"), ignore_errors=True)  # the client's local_dir metadata
 
     # S3 -------------------------------------------------------------------------------------------------
@@ -177,7 +253,13 @@ class Step:
         src = self.source
         boto3 = self.need("boto3", "boto3")
         from botocore.config import Config
-        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            NoCredentialsError,
+        )
 
         where = src.get("endpoint") or "AWS S3"
         bucket, prefix = src["bucket"], src["prefix"]
@@ -201,27 +283,35 @@ class Step:
                 )
             client = session.client("s3", endpoint_url=src.get("endpoint") or None, config=config)
             keys: list[str] = []
+            sizes: dict[str, int] = {}
             for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                keys.extend(obj["Key"] for obj in page.get("Contents", []))
+                for obj in page.get("Contents", []):
+                    keys.append(obj["Key"])
+                    sizes[obj["Key"]] = int(obj.get("Size") or 0)
             if not keys:
                 raise InitError(f"no objects under {uri} on {where}: check the bucket and prefix in storage_uri")
             base = prefix if (not prefix or prefix.endswith("/") or prefix not in keys) else prefix.rsplit("/", 1)[0]
             patterns = src.get("ignore_patterns") or []
-            fetched = 0
+            wanted: list[tuple[str, str]] = []
             for key in keys:
                 if key.endswith("/"):
                     continue  # a "directory" placeholder object
                 rel = key[len(base) :].lstrip("/") if base else key
                 if any(fnmatch.fnmatch(rel, p) for p in patterns):
                     continue
+                wanted.append((key, rel))
+            self.progress.expect(len(wanted), sum(sizes[key] for key, _ in wanted))
+            fetched = 0
+            for key, rel in wanted:
                 target = safe_join(dest, rel)
                 os.makedirs(os.path.dirname(target), exist_ok=True)
-                client.download_file(bucket, key, target)
+                client.download_file(bucket, key, target, Callback=self.progress.add)
+                self.progress.add(files=1)
                 fetched += 1
             self.log(f"fetched {fetched} of {len(keys)} objects under {uri}")
         except NoCredentialsError as exc:
             raise InitError(f"no credentials for {where}: pass access_key_id and secret_access_key") from exc
-        except EndpointConnectionError as exc:
+        except (EndpointConnectionError, ConnectTimeoutError) as exc:  # refused, or no answer: unreachable
             raise InitError(f"cannot reach {where}: check endpoint and the network ({first_line(exc)})") from exc
         except ClientError as exc:
             err = exc.response.get("Error", {})
@@ -246,12 +336,16 @@ class Step:
         request = urllib.request.Request(url, headers={"User-Agent": "kubeflow-trainer-initializer"})
         try:
             with urllib.request.urlopen(request, timeout=30) as response, open(target, "wb") as fh:
+                length = response.headers.get("Content-Length")
+                self.progress.expect(1, int(length) if length and length.isdigit() else None)
                 while True:
-                    chunk = response.read(1 << 20)
+                    chunk = response.read1(1 << 20)  # what has arrived (read() waits for 1 MiB: no progress when slow)
                     if not chunk:
                         break
                     digest.update(chunk)
                     fh.write(chunk)
+                    self.progress.add(len(chunk))
+                self.progress.add(files=1)
         except urllib.error.HTTPError as exc:
             raise InitError(f"{url} answered HTTP {exc.code} {exc.reason}: check storage_uri") from exc
         except (urllib.error.URLError, OSError) as exc:
@@ -264,16 +358,29 @@ class Step:
     def fetch_path(self, dest: str) -> None:
         path = self.source["path"]
         if os.path.isdir(path):
-            copy_tree(path, dest)
+            self.copy_with_progress(path, dest)
             return
         if not os.path.isfile(path):
             raise InitError(f"{path} does not exist or is not a file or directory: check storage_uri")
         target = os.path.join(dest, os.path.basename(path))
+        self.progress.expect(1, os.path.getsize(path))
         shutil.copyfile(path, target)
+        self.progress.add(os.path.getsize(path), files=1)
         if self.source.get("sha256"):
             self.check_digest(file_sha256(target), path)
         if self.source.get("unpack"):
             self.unpack(target, dest)
+
+    def copy_with_progress(self, src: str, dest: str) -> None:
+        """A tree copied (symlinks kept) with a progress line per second: files and bytes copied of the tree's."""
+        self.progress.expect(*tree_size(src))
+
+        def copy(source: str, target: str) -> Any:
+            copied = shutil.copy2(source, target)
+            self.progress.add(os.lstat(source).st_size, files=1)
+            return copied
+
+        shutil.copytree(src, dest, dirs_exist_ok=True, symlinks=True, copy_function=copy)
 
     def check_digest(self, actual: str, what: str) -> None:
         expected = self.source.get("sha256")
@@ -295,10 +402,6 @@ def safe_join(root: str, rel: str) -> str:
     if not target.startswith(os.path.normpath(root) + os.sep):
         raise InitError(f"refusing to write {rel!r} outside the target directory")
     return target
-
-
-def copy_tree(src: str, dest: str) -> None:
-    shutil.copytree(src, dest, dirs_exist_ok=True, symlinks=True)
 
 
 def tree_size(root: str) -> tuple[int, int]:

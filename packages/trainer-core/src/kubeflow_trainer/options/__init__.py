@@ -7,7 +7,9 @@ anything starts when the selected backend lacks it, instead of dropping the opti
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
@@ -61,6 +63,13 @@ class JobOption(DataclassCompat):
         """Edit the job plan."""
         raise NotImplementedError
 
+    @classmethod
+    def example(cls) -> JobOption | None:
+        """A valid instance of this option. The conformance kit uses it to check that a backend which does
+        not declare every capability in :attr:`requires` refuses the option before anything starts, so an
+        option that requires a capability should return one. ``None``: the kit cannot build one."""
+        return None
+
 
 class Name(JobOption):
     """The job's name (a DNS-1123 label). Default: a random 12-character name."""
@@ -94,6 +103,10 @@ class Labels(JobOption):
     def apply(self, plan: PlanDraft) -> None:
         plan.labels.update(self.labels)
 
+    @classmethod
+    def example(cls) -> Labels:
+        return cls(labels={"team": "kft"})
+
 
 class Annotations(JobOption):
     """Annotations put on the job."""
@@ -112,6 +125,10 @@ class Annotations(JobOption):
 
     def apply(self, plan: PlanDraft) -> None:
         plan.annotations.update(self.annotations)
+
+    @classmethod
+    def example(cls) -> Annotations:
+        return cls(annotations={"kft/note": "kit"})
 
 
 class TrainerCommand(JobOption):
@@ -142,6 +159,144 @@ class ActiveDeadlineSeconds(JobOption):
 
     def apply(self, plan: PlanDraft) -> None:
         plan.active_deadline_seconds = self.seconds
+
+    @classmethod
+    def example(cls) -> ActiveDeadlineSeconds:
+        return cls(seconds=60)
+
+
+class DataDirs(JobOption):
+    """Directories of this machine the job reads, without copying them: ``DataDirs({"imagenet": "~/data/in1k"})``.
+
+    Each is named in every node by ``$KUBEFLOW_TRAINER_DATA_DIR_<NAME>`` (``KUBEFLOW_TRAINER_DATA_DIR_IMAGENET``).
+    Docker and Podman bind-mount it read-only at ``/kft-data/<name>``; the local backend gives the job the
+    directory's own path (its processes run as you: read-only is not enforced there). Kubernetes pods cannot
+    see this machine's disk: the option is refused there (put the data on a PVC). Names are lower-case
+    letters, digits and ``_``; each path must be an existing directory (checked here, before anything starts).
+    """
+
+    dirs: dict[str, str | Path]
+    """Name -> directory (``str`` or ``pathlib.Path``; ``~`` expanded, made absolute: a ``Path`` once validated)."""
+    requires: ClassVar[frozenset[Capability]] = frozenset({Capability.DATA_DIRS})
+
+    @field_validator("dirs")
+    @classmethod
+    def _dirs(cls, value: dict[str, str | Path]) -> dict[str, str | Path]:
+        from kubeflow_trainer.outputs import validate_data_dir_name
+
+        if not value:
+            raise ValueError("DataDirs needs at least one entry: DataDirs({'name': '/path/to/dir'})")
+        out: dict[str, str | Path] = {}
+        for name, path in value.items():
+            validate_data_dir_name(name)
+            resolved = Path(os.path.abspath(os.path.expanduser(path)))
+            if not resolved.exists():
+                raise ValueError(f"data directory {name!r}: {str(path)!r} does not exist; give an existing directory")
+            if not resolved.is_dir():
+                raise ValueError(f"data directory {name!r}: {str(path)!r} is not a directory; give a directory")
+            if not os.access(resolved, os.R_OK | os.X_OK):
+                raise ValueError(f"data directory {name!r}: {str(path)!r} is not readable by you; fix its permissions")
+            out[name] = resolved
+        return out
+
+    def apply(self, plan: PlanDraft) -> None:
+        plan.data_dirs.update({name: str(path) for name, path in self.dirs.items()})
+
+    @classmethod
+    def example(cls) -> DataDirs:
+        return cls(dirs={"kit": os.path.dirname(os.path.abspath(__file__))})  # a directory that always exists
+
+
+_S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/(?P<prefix>.*))?$")
+
+
+class OutputStorage(JobOption):
+    """Keep the job's outputs in S3-compatible storage: ``OutputStorage("s3://bucket/runs")``.
+
+    For backends whose jobs leave nothing behind (Kubernetes). When the function of a node ends (completed or
+    failed), the node's local rank 0 uploads ``$KUBEFLOW_TRAINER_OUTPUT_DIR`` to ``<uri>/<job name>/``, and
+    ``get_job_outputs`` downloads it from there, from any client, also after ``delete_job`` (the bucket is
+    yours: the SDK never deletes from it). The trainer image needs ``boto3``; the pods take credentials from
+    the Kubernetes Secret ``secret`` (keys ``AWS_ACCESS_KEY_ID`` and ``AWS_SECRET_ACCESS_KEY``), else from
+    their own environment (e.g. a service account role). ``endpoint_url`` names an S3-compatible service
+    (MinIO, Ceph...) for the pods and the client; the client uses boto3's usual credentials.
+    """
+
+    uri: str
+    endpoint_url: str | None = None
+    secret: str | None = None
+    requires: ClassVar[frozenset[Capability]] = frozenset({Capability.OUTPUT_STORAGE})
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, value: str) -> str:
+        if not _S3_URI.match(value):
+            raise ValueError(
+                f"OutputStorage uri {value!r} must be s3://<bucket>[/<prefix>] (a lower-case bucket name of 3-63 "
+                "characters), e.g. 's3://my-bucket/trainer-outputs'"
+            )
+        return value.rstrip("/")
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"endpoint_url {value!r} must be an http(s) URL such as 'http://minio.data:9000'")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        if value is not None:
+            validate_job_name(value.replace(".", "-"))  # a DNS subdomain: at least the label rules
+        return value
+
+    def job_uri(self, job: str) -> str:
+        """Where job ``job``'s outputs go: ``<uri>/<job>``."""
+        return f"{self.uri}/{job}"
+
+    def apply(self, plan: PlanDraft) -> None:
+        plan.output_storage = self
+
+    @classmethod
+    def example(cls) -> OutputStorage:
+        return cls(uri="s3://kit-bucket/outputs")
+
+
+MAX_RESTARTS = Capability(
+    "max-restarts",
+    "The MaxRestarts option: torchrun restarts a node's workers after a failure, each restart recorded (an event "
+    "with its reason; Step.restarts).",
+)
+
+
+class MaxRestarts(JobOption):
+    """Restart a node's training processes up to ``restarts`` times after one of them failed, before the job
+    fails (torchrun's ``--max-restarts``: the node's worker group restarts and re-joins the rendezvous; the
+    training code resumes from its own checkpoints). Each restart is an event with its reason, and
+    ``Step.restarts`` counts them (on Kubernetes once the node's container ended: the pod's termination message
+    carries them). ``MaxRestarts(0)``: the first failure fails the job (the default)."""
+
+    restarts: int = Field(ge=0, le=100)
+    requires: ClassVar[frozenset[Capability]] = frozenset({MAX_RESTARTS})
+
+    def apply(self, plan: PlanDraft) -> None:
+        if plan.trainer_kind != "custom" or plan.framework != "torch":
+            from kubeflow_trainer.errors import InvalidRequestError
+
+            raise InvalidRequestError(
+                "MaxRestarts applies to a CustomTrainer on the torch runtime (torchrun restarts its workers); "
+                "drop the option for this trainer, or run the function with CustomTrainer"
+            )
+        plan.max_restarts = self.restarts
+        from kubeflow_trainer import shipping
+
+        if self.restarts and plan.script in plan.files:
+            plan.files[plan.script] = shipping.with_restart_record(plan.files[plan.script])
+
+    @classmethod
+    def example(cls) -> MaxRestarts:
+        return cls(restarts=1)
 
 
 class _Patch(DataclassCompat):
@@ -334,3 +489,7 @@ class RuntimePatch(JobOption):
 
     def apply(self, plan: PlanDraft) -> None:
         plan.runtime_patches.append(self.to_dict())
+
+    @classmethod
+    def example(cls) -> RuntimePatch:
+        return cls(patch={"template": {}})

@@ -16,6 +16,10 @@ Usage in a backend's test module::
         def backend_config(self):
             return MyBackendConfig(state_dir=...)   # optional; default: the backend's default config
 
+The self-policing checks watch a job's steps without asking the backend: through ``/proc`` on this machine by
+default (:mod:`kubeflow_trainer.testing.processes`); a backend whose jobs run elsewhere overrides the
+``step_pids`` and ``kill_step`` hooks.
+
 A backend that cannot pass a check declares it, visibly, as an expected failure with a reason::
 
         xfail = {"test_events_are_recorded": "the engine keeps no events"}
@@ -27,8 +31,12 @@ silent.
 
 from __future__ import annotations
 
+import inspect
+import os
+import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import pytest
@@ -41,13 +49,16 @@ from kubeflow_trainer import (
     AlreadyExistsError,
     Capability,
     CustomTrainer,
+    DataDirs,
     Event,
     Initializer,
     InvalidRequestError,
     JobFailedError,
     JobNotFoundError,
     JobTimeoutError,
+    MaxRestarts,
     Name,
+    Preparation,
     RuntimeNotFoundError,
     TrainerClient,
     TrainJob,
@@ -57,8 +68,10 @@ from kubeflow_trainer import (
 )
 from kubeflow_trainer.backend import BackendConfig
 from kubeflow_trainer.initializers import DATASET_DIR_ENV, MODEL_DIR_ENV
+from kubeflow_trainer.options import MAX_RESTARTS
+from kubeflow_trainer.outputs import data_dir_env
 from kubeflow_trainer.plan import random_job_name
-from kubeflow_trainer.testing import jobs
+from kubeflow_trainer.testing import jobs, processes
 from kubeflow_trainer.testing.contract import BackendContract
 
 
@@ -79,6 +92,22 @@ class BackendConformance(BackendContract):
     follow_first_line_within: ClassVar[float] = 3.0
     """Seconds after a streaming job printed its first line by which ``follow`` must have yielded it. The job
     pauses 6 s between its two lines, so a backend that buffers until the end yields both at once and fails."""
+
+    police_within: ClassVar[float] = 30.0
+    """Generous bound (seconds) for a job's other steps to stop after one failed or was killed, with no client
+    running. The kit prints the time it measured; the target is a few seconds."""
+    job_host: ClassVar[str | None] = None
+    """Address at which the jobs' steps reach a server on this machine (default: its primary IPv4 address)."""
+
+    # Hooks a backend whose jobs do not run as processes of this machine overrides --------------------------
+    def step_pids(self, client: TrainerClient, name: str, step: str) -> list[int]:
+        """Process ids of the live processes of ``step`` of job ``name`` (default: found in ``/proc`` by the
+        environment every backend gives a step, see :mod:`kubeflow_trainer.testing.processes`)."""
+        return processes.step_pids(name, step)
+
+    def kill_step(self, client: TrainerClient, name: str, step: str) -> None:
+        """SIGKILL every process of ``step`` of job ``name`` (a container's or pod's main process included)."""
+        processes.kill(self.step_pids(client, name, step))
 
     # Fixtures a subclass may override (and backend_config, client, runtime of BackendContract) -------------
     @pytest.fixture
@@ -108,6 +137,13 @@ class BackendConformance(BackendContract):
         return list(client.get_job_logs(name, step=step))
 
     # The contract ----------------------------------------------------------------------------------------
+    def test_doctor_passes_where_jobs_run(self, backend_config: BackendConfig | None) -> None:
+        """Where the kit's jobs run, ``kubeflow-trainer doctor`` finds nothing failing (warnings allowed)."""
+        from kubeflow_trainer.doctor import run_checks
+
+        failing = [c for c in run_checks(self.backend, backend_config) if not c.ok]
+        assert not failing, failing
+
     def test_runtimes(self, client: TrainerClient) -> None:
         """torch-distributed is listed and gettable; an unknown runtime raises RuntimeNotFoundError."""
         runtimes = client.list_runtimes()
@@ -176,6 +212,46 @@ class BackendConformance(BackendContract):
         text = "\n".join(self.logs(client, name))
         assert "STDERR xyz" in text
         assert "conformance failure xyz" in text
+
+    def test_failure_names_the_users_exception_and_line(self, client: TrainerClient, cleanup: list[str]) -> None:
+        """A job whose function raises fails with the exception's type, text and the line of the user's file
+        that raised it, in JobFailedError and in the failed step's message (no need to read the logs)."""
+        name = self.start(client, cleanup, "cause", self.trainer(jobs.missing_module_job))
+        with pytest.raises(JobFailedError) as info:
+            client.wait_for_job_status(name, timeout=self.job_timeout, polling_interval=0.5)
+        source, first = inspect.getsourcelines(jobs.missing_module_job)
+        line = first + next(i for i, text in enumerate(source) if text.strip().startswith("import helpers"))
+        expected = ("ModuleNotFoundError: No module named 'helpers'", f"line {line}", "import helpers")
+        first_line = str(info.value).splitlines()[0]
+        assert all(part in first_line for part in expected), str(info.value)
+        node = next(s for s in client.get_job(name).steps if s.name == "node-0")
+        assert node.status == FAILED
+        assert all(part in (node.message or "") for part in expected), node.message
+
+    def test_logs_tail_merged_and_progress_bars(self, client: TrainerClient, cleanup: list[str]) -> None:
+        """tail_lines gives the last lines (following too); step="all" merges every node's lines in time order,
+        each prefixed [node-N]; a carriage-return progress bar shows its latest state."""
+        nodes = 2 if Capability.MULTI_NODE in client.capabilities else 1
+        pause = 3.0
+        trainer = self.trainer(jobs.logs_job, func_args={"lines": 5, "pause": pause}, num_nodes=nodes)
+        name = self.start(client, cleanup, "logs", trainer)
+        client.wait_for_job_status(name, timeout=self.job_timeout, polling_interval=0.5)
+        lines = self.logs(client, name)
+        assert "bar 100%" in lines and not any("bar 0%" in line for line in lines), lines
+        assert list(client.get_job_logs(name, tail_lines=2)) == lines[-2:]
+        assert list(client.get_job_logs(name, tail_lines=0)) == []
+        assert list(client.get_job_logs(name, follow=True, tail_lines=3)) == lines[-3:]
+        with pytest.raises(InvalidRequestError, match="tail_lines"):
+            client.get_job_logs(name, tail_lines=-1)
+        merged = list(client.get_job_logs(name, step="all"))
+        for rank in range(nodes):
+            own = [m.split("] ", 1)[1] for m in merged if m.startswith(f"[node-{rank}] ")]
+            assert own == self.logs(client, name, f"node-{rank}"), merged
+        marks = [m for m in merged if " MARK " in m]
+        if nodes == 2:
+            assert marks == ["[node-0] MARK a", "[node-1] MARK b", "[node-0] MARK c"], merged
+        assert list(client.get_job_logs(name, step="all", follow=True)) == merged
+        assert list(client.get_job_logs(name, step="all", tail_lines=2)) == merged[-2:]
 
     def test_unknown_job_raises_not_found(self, client: TrainerClient) -> None:
         """Every job method raises JobNotFoundError (a LookupError) for an unknown name."""
@@ -261,6 +337,42 @@ class BackendConformance(BackendContract):
                 assert hits and all("WORLD_SIZE=2" in h and "PET_NNODES=2" in h for h in hits), lines
                 ranks.update(h.split("RANK=")[1].split()[0] for h in hits)
         assert ranks == {"0", "1"}
+
+    def test_workspace_is_the_working_directory_on_every_node(
+        self, client: TrainerClient, cleanup: list[str], tmp_path_factory: pytest.TempPathFactory
+    ) -> None:
+        """With the workspace capability, a project's files are the working directory of every node and
+        importable; its function runs by reference (module constants and helpers work); .gitignored files and
+        the default excludes do not ship. Without it, the request is refused before anything starts."""
+        root = tmp_path_factory.mktemp("kit-ws")
+        package = "kft_kit_workspace"  # a fixed project: the same content (one cache entry / volume) every run
+        func = jobs.make_workspace_project(str(root), package)
+        try:
+            trainer = self.trainer(func, func_args={"label": "kit"}, num_nodes=2, workspace=str(root))
+            if Capability.MULTI_NODE not in client.capabilities:
+                trainer = self.trainer(func, func_args={"label": "kit"}, workspace=str(root))
+            if Capability.WORKSPACE not in client.capabilities:
+                before = {j.name for j in client.list_jobs()}
+                with pytest.raises(UnsupportedFeatureError, match="workspace"):
+                    client.train(trainer=trainer)
+                assert {j.name for j in client.list_jobs()} == before
+                return
+            plan = client.dry_run(trainer=trainer).plan
+            assert plan.workspace is not None and "import_module" in plan.files[plan.script or ""], "not by reference"
+            shipped = {f.path for f in plan.workspace.files}
+            assert f"{package}/train.py" in shipped and "configs/base.yaml" in shipped
+            assert not any(p.startswith(("data/", ".git/")) or p.endswith(".bin") for p in shipped), shipped
+            name = self.start(client, cleanup, "ws", trainer)
+            job = client.wait_for_job_status(name, timeout=self.job_timeout, polling_interval=0.5)
+            assert job.status == COMPLETE
+            steps = [s.name for s in job.steps if s.name.startswith("node-")]
+            for step in steps:
+                lines = [line for line in self.logs(client, name, step) if line.startswith("WORKSPACE ")]
+                assert lines, self.logs(client, name, step)
+                for line in lines:
+                    assert "value=42 label=kit lr=0.25 data=False big=False git=False" in line, line
+        finally:
+            jobs.forget_workspace_project(package)
 
     def test_capabilities_are_enforced(self, client: TrainerClient) -> None:
         """A request needing an undeclared capability is refused before anything starts; declared ones render."""
@@ -386,3 +498,242 @@ class BackendConformance(BackendContract):
                 other.get_job(name)
         finally:
             other.close()
+
+    def _new_client(self, backend_config: BackendConfig | None) -> TrainerClient:
+        if backend_config is not None:
+            return TrainerClient(backend_config=backend_config)
+        return TrainerClient(backend=self.backend)
+
+    def test_outputs_are_fetched_after_the_job_ended(
+        self,
+        client: TrainerClient,
+        cleanup: list[str],
+        backend_config: BackendConfig | None,
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> None:
+        """With the outputs capability: what rank 0 wrote to ``$KUBEFLOW_TRAINER_OUTPUT_DIR`` is fetched byte for
+        byte by a new client after the job completed, and after a job failed; ``path=`` fetches a part; an
+        existing file is not replaced unless ``overwrite=True``; after ``delete_job`` the outputs are gone.
+        Without it, ``get_job_outputs`` is refused before anything is created (with output-storage only: for a
+        job submitted without an ``OutputStorage``)."""
+        root = tmp_path_factory.mktemp("kit-outputs")
+        if Capability.OUTPUTS not in client.capabilities:
+            name = "kft-no-such-job"
+            if Capability.OUTPUT_STORAGE in client.capabilities:  # only jobs given an OutputStorage keep outputs
+                name = self.start(client, cleanup, "out-none", self.trainer(jobs.echo_job, func_args={"message": "o"}))
+            with pytest.raises(UnsupportedFeatureError, match="outputs"):
+                client.get_job_outputs(name, root / "dest")
+            assert not (root / "dest").exists()
+            return
+        size = 3 * 1024 * 1024 + 7
+        nodes = 2 if Capability.MULTI_NODE in client.capabilities else 1
+        ok = self.start(
+            client, cleanup, "out", self.trainer(jobs.checkpoint_job, func_args={"size": size}, num_nodes=nodes)
+        )
+        bad = self.start(
+            client, cleanup, "out-bad", self.trainer(jobs.checkpoint_job, func_args={"size": 1000, "fail": True})
+        )
+        client.wait_for_job_status(ok, timeout=self.job_timeout, polling_interval=0.5)
+        with pytest.raises(JobFailedError):
+            client.wait_for_job_status(bad, timeout=self.job_timeout, polling_interval=0.5)
+        other = self._new_client(backend_config)
+        try:
+            paths = other.get_job_outputs(ok, root / "ok")
+            rel = {p.relative_to(root / "ok").as_posix() for p in paths}
+            assert {"ckpt/model.bin", "metrics.json", "ranks/rank-0.txt"} <= rel, rel
+            assert (root / "ok" / "ckpt" / "model.bin").read_bytes() == jobs.checkpoint_bytes(size)
+            assert not [p.name for p in (root / "ok").iterdir() if p.name.startswith(".kft-outputs-")]
+            part = other.get_job_outputs(ok, root / "part", path="ckpt")
+            assert [p.relative_to(root / "part").as_posix() for p in part] == ["ckpt/model.bin"]
+            with pytest.raises(InvalidRequestError, match="overwrite"):
+                other.get_job_outputs(ok, root / "part", path="ckpt/model.bin")
+            (root / "part" / "ckpt" / "model.bin").write_bytes(b"old")
+            other.get_job_outputs(ok, root / "part", path="ckpt/model.bin", overwrite=True)
+            assert (root / "part" / "ckpt" / "model.bin").read_bytes() == jobs.checkpoint_bytes(size)
+            with pytest.raises(InvalidRequestError, match="no file under"):
+                other.get_job_outputs(ok, root / "none", path="no/such/file")
+            assert not (root / "none").exists()
+            other.get_job_outputs(bad, root / "bad")
+            assert (root / "bad" / "ckpt" / "model.bin").read_bytes() == jobs.checkpoint_bytes(1000)
+            other.delete_job(ok)
+            with pytest.raises(JobNotFoundError):
+                other.get_job_outputs(ok, root / "gone")
+            assert not (root / "gone").exists()
+        finally:
+            other.close()
+
+    def test_data_dirs_are_read_in_place(
+        self, client: TrainerClient, cleanup: list[str], tmp_path_factory: pytest.TempPathFactory
+    ) -> None:
+        """With the data-dirs capability, every node reads a directory of this machine through
+        ``$KUBEFLOW_TRAINER_DATA_DIR_<NAME>``; with read-only-data-dirs it cannot write into it. Without the
+        capability the option is refused before anything starts."""
+        root = tmp_path_factory.mktemp("kit-data")
+        data = {"train.txt": b"alpha\n", "sub/val.bin": bytes(range(256)) * 8}
+        for rel, content in data.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(content)
+        root.chmod(0o755)  # containers may run as another user: they need to read it
+        (root / "sub").chmod(0o755)
+        variable = data_dir_env("kitdata")
+        trainer = self.trainer(jobs.data_dir_job, func_args={"variable": variable})
+        option = DataDirs(dirs={"kitdata": str(root)})
+        if Capability.DATA_DIRS not in client.capabilities:
+            before = {j.name for j in client.list_jobs()}
+            with pytest.raises(UnsupportedFeatureError, match="data-dirs"):
+                client.train(trainer=trainer, options=[option])
+            assert {j.name for j in client.list_jobs()} == before
+            return
+        name = self.start(client, cleanup, "data", trainer, options=[option])
+        client.wait_for_job_status(name, timeout=self.job_timeout, polling_interval=0.5)
+        lines = self.logs(client, name)
+        assert f"TREE {variable} {jobs.tree_digest(data)}" in lines, lines
+        if Capability.READ_ONLY_DATA_DIRS in client.capabilities:
+            assert any(line.startswith("DATADIR read-only") for line in lines), lines
+        assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == sorted(data)
+
+    # Jobs police themselves -------------------------------------------------------------------------------
+    def _wait_pids(self, client: TrainerClient, name: str, step: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.step_pids(client, name, step):
+            assert time.monotonic() < deadline, f"{step} of {name} did not start within {timeout:g}s"
+            time.sleep(0.1)
+
+    def _failed_job(self, client: TrainerClient, name: str) -> TrainJob:
+        """The job once it reads Failed and no step reads Running (a backend may record the root cause first and
+        its stopped peers a moment later)."""
+        deadline = time.monotonic() + 60
+        job = client.get_job(name)
+        while (job.status != FAILED or any(s.status == RUNNING for s in job.steps)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            job = client.get_job(name)
+        assert job.status == FAILED, (job.status, job.steps)
+        return job
+
+    def test_a_failed_node_stops_its_peers_with_no_client_running(
+        self, client: TrainerClient, cleanup: list[str]
+    ) -> None:
+        """Node 1 exits 1 (after 4 s) while node 0 sleeps: with no client call after ``train``, node 0 is stopped
+        within seconds (watched through its processes only) and the job records node 1 as the root cause."""
+        if Capability.MULTI_NODE not in client.capabilities:
+            pytest.skip(f"backend '{self.backend}' does not declare the multi-node capability")
+        trainer = self.trainer(jobs.node1_fails_node0_sleeps, num_nodes=2)
+        name = self.start(client, cleanup, "police", trainer)
+        # From here on no client call until node 0 is gone: the job must police itself.
+        self._wait_pids(client, name, "node-0", self.job_timeout)
+        started = time.monotonic()
+        seen_node1 = False
+        failed_at = None
+        while self.step_pids(client, name, "node-0"):
+            now = time.monotonic()
+            node1 = bool(self.step_pids(client, name, "node-1"))
+            seen_node1 = seen_node1 or node1
+            if not node1 and failed_at is None and (seen_node1 or now - started > 5):
+                failed_at = now
+            limit = (failed_at or started) + self.police_within + (0 if failed_at else self.job_timeout)
+            assert now < limit, f"node-0 of {name} still runs {now - (failed_at or started):.1f}s after node-1 ended"
+            time.sleep(0.1)
+        stopped_after = time.monotonic() - (failed_at or time.monotonic())
+        print(f"[kit] {self.backend}: node-0 stopped {stopped_after:.1f}s after node-1 failed (no client running)")
+        job = self._failed_job(client, name)
+        steps = {s.name: s for s in job.steps}
+        assert steps["node-1"].status == FAILED and steps["node-0"].status == FAILED, job.steps
+        assert "node-1" in (job.message or ""), job.message
+
+    @contextmanager
+    def _endless_initializer_job(self, client: TrainerClient, cleanup: list[str], prefix: str) -> Iterator[str]:
+        """A job (its name) whose dataset initializer downloads for ever from a server of this machine that
+        sends one byte a second, and whose trainer must not run; skipped without the initializers capability."""
+        if Capability.INITIALIZERS not in client.capabilities:
+            pytest.skip(f"backend '{self.backend}' does not declare the initializers capability")
+        with processes.endless_download() as port:
+            host = self.job_host or processes.host_address()
+            initializer = Initializer(dataset=UrlDatasetInitializer(storage_uri=f"http://{host}:{port}/endless.bin"))
+            trainer = self.trainer(jobs.echo_job, func_args={"message": "must-not-run"})
+            yield self.start(client, cleanup, prefix, trainer, initializer=initializer)
+
+    def test_a_killed_initializer_stops_the_job_with_no_client_running(
+        self, client: TrainerClient, cleanup: list[str]
+    ) -> None:
+        """A dataset initializer SIGKILLed in the middle of its download: with no client call, the job's other
+        steps stop within seconds, the trainer never runs and the job records the initializer as the cause."""
+        with self._endless_initializer_job(client, cleanup, "police-init") as name:
+            self._wait_pids(client, name, "dataset-initializer", self.job_timeout)
+            time.sleep(1.0)  # downloading now, and the nodes (where they exist already) wait for it
+            self.kill_step(client, name, "dataset-initializer")
+            killed = time.monotonic()
+            steps = ("dataset-initializer", "node-0")
+            while any(self.step_pids(client, name, step) for step in steps):
+                running = [step for step in steps if self.step_pids(client, name, step)]
+                assert time.monotonic() - killed < self.police_within, f"{running} of {name} still run"
+                time.sleep(0.1)
+            stopped_after = time.monotonic() - killed
+        print(f"[kit] {self.backend}: the job stopped {stopped_after:.1f}s after its initializer was killed")
+        job = self._failed_job(client, name)
+        assert "dataset-initializer" in (job.message or ""), job.message
+        assert not any("must-not-run" in line for line in self.logs(client, name)), "the trainer ran"
+
+    def test_preparation_names_the_running_initializer(self, client: TrainerClient, cleanup: list[str]) -> None:
+        """While a dataset initializer downloads, ``get_job().preparation`` says the job is initializing and names
+        the step, and where the backend counts bytes they grow from one read to the next: what
+        ``wait_for_job_status``'s progress display and the CLI show."""
+        with self._endless_initializer_job(client, cleanup, "prep-init") as name:
+            deadline = time.monotonic() + self.job_timeout
+            seen: list[Preparation] = []
+            while time.monotonic() < deadline:
+                job = client.get_job(name)
+                prep = job.preparation
+                if prep is not None and prep.phase == "initializing":
+                    seen.append(prep)
+                    counted = [p.done or 0 for p in seen if p.unit == "bytes"]
+                    if len(seen) >= 3 and (len(counted) < 2 or counted[-1] > counted[0]):
+                        break
+                time.sleep(0.5)
+            assert seen, f"{name}: no 'initializing' preparation read while its initializer ran ({job.preparation})"
+            last = seen[-1]
+            assert "dataset-initializer" in (last.detail or ""), last
+            counted = [p.done or 0 for p in seen if p.unit == "bytes"]
+            if len(counted) >= 2:
+                assert counted[-1] > counted[0], f"{name}: the bytes fetched did not grow: {counted}"
+            assert job.status != COMPLETE and not any(
+                s.name.startswith("node-") and s.status == COMPLETE for s in job.steps
+            )
+            print(f"[kit] {self.backend}: while initializing: {last.describe()}")
+            client.delete_job(name)
+
+    # Restarts ---------------------------------------------------------------------------------------------
+    def test_max_restarts_restarts_a_failed_node(self, client: TrainerClient, cleanup: list[str]) -> None:
+        """Node 1 fails once: with ``MaxRestarts(restarts=1)`` the job completes, node 1 shows one restart and a
+        ``Restarted`` event says why; with ``MaxRestarts(restarts=0)`` the same job fails. Without the restarts
+        capability the option is refused before anything starts."""
+        trainer = self.trainer(jobs.node1_fails_once, num_nodes=2)
+        if MAX_RESTARTS not in client.capabilities or Capability.MULTI_NODE not in client.capabilities:
+            before = {j.name for j in client.list_jobs()}
+            with pytest.raises(UnsupportedFeatureError):
+                client.train(trainer=trainer, options=[MaxRestarts(restarts=1)])
+            assert {j.name for j in client.list_jobs()} == before
+            return
+        markers: list[str] = []  # the local backend's jobs share this machine's temporary directory
+        try:
+            name = self.start(client, cleanup, "restart", trainer, options=[MaxRestarts(restarts=1)])
+            markers.append(os.path.join(tempfile.gettempdir(), f"kft-kit-once-{name}"))
+            job = client.wait_for_job_status(name, timeout=self.job_timeout, polling_interval=0.5)
+            steps = {s.name: s for s in job.steps}
+            assert steps["node-1"].restarts == 1 and steps["node-0"].restarts == 0, job.steps
+            restarted = [e for e in client.get_job_events(name) if e.reason == "Restarted"]
+            assert [e.involved_object_name for e in restarted] == ["node-1"], client.get_job_events(name)
+            assert "restart 1" in restarted[0].message
+            print(f"[kit] {self.backend}: {restarted[0].message}")
+            assert any("NODE1 failing once" in line for line in self.logs(client, name, "node-1"))
+
+            name = self.start(client, cleanup, "norestart", trainer, options=[MaxRestarts(restarts=0)])
+            markers.append(os.path.join(tempfile.gettempdir(), f"kft-kit-once-{name}"))
+            with pytest.raises(JobFailedError):
+                client.wait_for_job_status(name, timeout=self.job_timeout, polling_interval=0.5)
+            job = self._failed_job(client, name)
+            assert "node-1" in (job.message or ""), job.message
+            assert all(s.restarts == 0 for s in job.steps), job.steps
+        finally:
+            for path in markers:
+                if os.path.exists(path):
+                    os.remove(path)

@@ -23,29 +23,28 @@ Declared deviations (``xfail = {"test_x": "why"}``) and the ban on redefining ki
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import pytest
 
 from kubeflow_trainer import (
-    ActiveDeadlineSeconds,
-    Annotations,
     Capability,
     CustomTrainer,
     CustomTrainerContainer,
     Initializer,
     InvalidRequestError,
-    Labels,
     Name,
     Runtime,
-    RuntimePatch,
     S3DatasetInitializer,
     TrainerClient,
     UnsupportedFeatureError,
     available_backends,
 )
 from kubeflow_trainer.backend import BackendConfig
+from kubeflow_trainer.errors import FreeNameError
+from kubeflow_trainer.options import JobOption
 from kubeflow_trainer.runtimes import builtin_runtimes
 from kubeflow_trainer.testing import jobs
 
@@ -62,6 +61,18 @@ def kit_tests(cls: type) -> set[str]:
         for name in base.__dict__
         if name.startswith("test_")
     }
+
+
+def _option_classes() -> list[type[JobOption]]:
+    """Every imported JobOption subclass, depth first, each once."""
+    found: list[type[JobOption]] = []
+    pending = list(JobOption.__subclasses__())
+    while pending:
+        cls = pending.pop(0)
+        if cls not in found:
+            found.append(cls)
+            pending.extend(cls.__subclasses__())
+    return found
 
 
 def _kit_base(cls: type, name: str) -> Callable[..., Any]:
@@ -138,9 +149,13 @@ class BackendContract:
         return CustomTrainer(func=func, **merged)
 
     def capability_requests(self) -> dict[str, tuple[set[Capability], dict[str, Any]]]:
-        """One request per capability the kit checks: label -> (capabilities it needs, ``train`` keywords)."""
+        """One request per capability the kit checks: label -> (capabilities it needs, ``train`` keywords).
+
+        Besides the trainer features listed here, every imported :class:`~kubeflow_trainer.options.JobOption`
+        subclass that requires a capability contributes its :meth:`~kubeflow_trainer.options.JobOption.example`,
+        so a new option is checked with no change to the kit."""
         echo = {"func_args": {"message": "cap"}}
-        return {
+        requests: dict[str, tuple[set[Capability], dict[str, Any]]] = {
             "multi-node": ({Capability.MULTI_NODE}, {"trainer": self.trainer(jobs.echo_job, num_nodes=2, **echo)}),
             "gpu": ({Capability.GPU}, {"trainer": self.trainer(jobs.echo_job, resources_per_node={"gpu": 1}, **echo)}),
             "cpu": (
@@ -174,33 +189,42 @@ class BackendContract:
                     "initializer": Initializer(dataset=S3DatasetInitializer(storage_uri="s3://bucket/data")),
                 },
             ),
-            "labels": (
-                {Capability.LABELS},
-                {"trainer": self.trainer(jobs.echo_job, **echo), "options": [Labels(labels={"team": "kft"})]},
-            ),
-            "annotations": (
-                {Capability.ANNOTATIONS},
-                {"trainer": self.trainer(jobs.echo_job, **echo), "options": [Annotations(annotations={"a": "b"})]},
-            ),
-            "deadline": (
-                {Capability.ACTIVE_DEADLINE},
-                {"trainer": self.trainer(jobs.echo_job, **echo), "options": [ActiveDeadlineSeconds(seconds=60)]},
-            ),
             "callable option": (
                 {Capability.CALLABLE_OPTIONS},
                 {"trainer": self.trainer(jobs.echo_job, **echo), "options": [lambda job_spec, trainer, backend: None]},
             ),
-            "runtime patch": (
-                {Capability.RUNTIME_PATCH},
-                {"trainer": self.trainer(jobs.echo_job, **echo), "options": [RuntimePatch(patch={"template": {}})]},
+            "workspace": (
+                {Capability.WORKSPACE},
+                {"trainer": self.trainer(jobs.echo_job, workspace=os.path.dirname(jobs.__file__), **echo)},
             ),
         }
+        for option_class in _option_classes():
+            example = option_class.example()
+            if option_class.requires and example is not None:
+                requests[f"option {option_class.__name__}"] = (
+                    set(option_class.requires),
+                    {"trainer": self.trainer(jobs.echo_job, **echo), "options": [example]},
+                )
+        return requests
 
     # The contract ----------------------------------------------------------------------------------------
     def test_contract_backend_is_discoverable(self, client: TrainerClient) -> None:
         """The backend is listed by discovery and selected by name."""
         assert self.backend in available_backends()
         assert client.backend_name == self.backend
+
+    def test_contract_doctor_reports_checks_with_fixes(self, backend_config: BackendConfig | None) -> None:
+        """``kubeflow-trainer doctor``: the backend's checks (its ``trainer_doctor_checks`` hook, plus core's)
+        come back as :class:`~kubeflow_trainer.doctor.Check` objects, never as an exception, and every failing
+        one says how to fix it (here the engine may be down: failing is allowed, failing silently is not)."""
+        from kubeflow_trainer.doctor import Check, run_checks
+
+        checks = run_checks(self.backend, backend_config)
+        assert checks and all(isinstance(c, Check) for c in checks), checks
+        assert checks[0].name == f"backend '{self.backend}' installed" and checks[0].ok, checks[0]
+        for check in checks:
+            assert check.status in ("ok", "warn", "fail"), check
+            assert check.ok or check.fix.strip(), f"failing check without a fix: {check}"
 
     def test_contract_dry_run_is_the_declared_request(self, client: TrainerClient, runtime: Runtime) -> None:
         """``dry_run(...).request`` is an instance of the backend's declared ``request_model`` (the object
@@ -275,6 +299,21 @@ class BackendContract:
             )
         with pytest.raises(InvalidRequestError, match="trainer"):
             client.dry_run(runtime=runtime, trainer="not a trainer")  # type: ignore[arg-type]
+
+    def test_contract_free_names_are_refused(self, client: TrainerClient, runtime: Runtime) -> None:
+        """A notebook function using a global the job would not have is refused by ``train`` before the
+        backend is involved (FreeNameError, an InvalidRequestError naming it); constants it uses ship."""
+        import linecache
+
+        source = "def cell_train():\n    print(SCALE * UNDEFINED_IN_THE_NOTEBOOK)\n"
+        cell = "<ipython-input-kft-kit>"
+        linecache.cache[cell] = (len(source), None, source.splitlines(True), cell)  # as IPython registers cells
+        namespace: dict[str, Any] = {"__name__": "__main__", "SCALE": 3}
+        exec(compile(source, cell, "exec"), namespace)
+        trainer = self.trainer(namespace["cell_train"])
+        with pytest.raises(FreeNameError, match="UNDEFINED_IN_THE_NOTEBOOK") as info:
+            client.train(runtime=runtime, trainer=trainer)
+        assert info.value.names == ("UNDEFINED_IN_THE_NOTEBOOK",) and isinstance(info.value, InvalidRequestError)
 
     def test_contract_wait_rejects_bad_arguments(self, client: TrainerClient) -> None:
         """Bad wait arguments raise InvalidRequestError before polling."""

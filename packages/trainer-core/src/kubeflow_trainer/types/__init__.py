@@ -27,6 +27,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 from kubeflow_trainer import shipping
 from kubeflow_trainer.dataclass_compat import DataclassCompat
 from kubeflow_trainer.resources import parse_resources
+from kubeflow_trainer.workspace import Workspace
 
 # Job statuses (upstream strings).
 CREATED = "Created"
@@ -34,7 +35,11 @@ RUNNING = "Running"
 COMPLETE = "Complete"
 FAILED = "Failed"
 UNKNOWN = "Unknown"
-STATUSES = frozenset({CREATED, RUNNING, COMPLETE, FAILED})
+SUSPENDED = "Suspended"
+"""Ours (upstream's SDK has no such status; the Trainer API's TrainJob condition has this name): a job that
+waits to be admitted, suspended on Kubernetes (``spec.suspend``, Kueue) or queued by a local or container
+backend's admission limit. It goes on to Running by itself."""
+STATUSES = frozenset({CREATED, SUSPENDED, RUNNING, COMPLETE, FAILED})
 """The statuses ``wait_for_job_status`` accepts."""
 
 WORKSPACE_PATH = "/workspace"
@@ -48,6 +53,7 @@ class JobStatus(str, Enum):
     """The status names of a TrainJob and of its steps. Members compare equal to the upstream strings."""
 
     CREATED = CREATED
+    SUSPENDED = SUSPENDED
     RUNNING = RUNNING
     COMPLETE = COMPLETE
     FAILED = FAILED
@@ -62,7 +68,11 @@ class JobStatus(str, Enum):
 
 
 class _Model(DataclassCompat):
-    model_config = ConfigDict(extra="forbid", defer_build=True, validate_assignment=True)
+    """Input types: built by users. A refusal names the field and what is wrong without echoing the input
+    (``hide_input_in_errors``): a missing or bad field would otherwise print every value given, credentials
+    (``access_token``, ``secret_access_key``, secret ``env``) included, into notebooks and logs."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True, validate_assignment=True, hide_input_in_errors=True)
 
 
 class _Loose(DataclassCompat):
@@ -105,9 +115,18 @@ class CustomTrainer(_Model):
         num_nodes: Number of nodes (default: the runtime's).
         resources_per_node: e.g. ``{"gpu": 4, "cpu": 5, "memory": "10G"}`` or ``{"mig-1g.5gb": 1}``.
         env: Environment variables set on every node, on top of the backend's environment.
+        workspace: Your project directory (a path or a :class:`~kubeflow_trainer.workspace.Workspace` with
+            include/exclude patterns), shipped into the job: it is the working directory of every node and
+            importable (``import helpers``, ``open("configs/base.yaml")``); ``.gitignore`` is respected. A
+            ``func`` defined in one of its modules runs by reference (imported from its module). Default
+            None: only the function ships, as upstream.
     """
 
     model_config = ConfigDict(extra="forbid", defer_build=True, arbitrary_types_allowed=True)
+    __positional_fields__: ClassVar[tuple[str, ...] | None] = (
+        "func", "func_args", "image", "packages_to_install", "pip_index_urls", "num_nodes", "resources_per_node", "env"
+    )  # fmt: skip
+    """Upstream's fields, in upstream's order; ``workspace`` (ours) is keyword-only."""
 
     func: Callable[..., Any]
     func_args: dict[str, Any] | None = Field(default=None, validate_default=True)
@@ -117,6 +136,14 @@ class CustomTrainer(_Model):
     num_nodes: int | None = Field(default=None, ge=1)
     resources_per_node: dict[str, Any] | None = None
     env: dict[str, str] | None = None
+    workspace: Workspace | None = None
+
+    @field_validator("workspace", mode="before")
+    @classmethod
+    def _workspace(cls, value: Any) -> Any:
+        if isinstance(value, (str, os.PathLike)):
+            return Workspace(path=os.fspath(value))
+        return value
 
     @field_validator("func", mode="plain")
     @classmethod
@@ -304,6 +331,20 @@ class Runtime(_Loose):
     spec: dict[str, Any] | None = Field(default=None, repr=False)
     """The runtime object in ClusterTrainingRuntime shape, when known."""
 
+    def __repr__(self) -> str:
+        """One short line: name, framework, trainer type, nodes, device, image (``spec`` is left out)."""
+        from kubeflow_trainer.display import runtime_repr
+
+        return runtime_repr(self)
+
+    __str__ = __repr__
+
+    def _repr_html_(self) -> str:
+        """Jupyter: a one-row table."""
+        from kubeflow_trainer.display import html_table, runtime_row
+
+        return html_table([runtime_row(self)], caption=f"Runtime {self.name}")
+
 
 class Step(_Loose):
     """One step of a job: ``dataset-initializer``, ``model-initializer`` or ``node-<rank>``."""
@@ -316,6 +357,8 @@ class Step(_Loose):
     device_count: str = UNKNOWN
     exit_code: int | None = None
     message: str | None = None
+    restarts: int = 0
+    """How often the step's processes were restarted after a failure (``MaxRestarts``; ours, not upstream's)."""
 
 
 class TrainerStatus(_Loose):
@@ -328,6 +371,43 @@ class TrainerStatus(_Loose):
     estimated_remaining_seconds: int | None = None
     metrics: dict[str, str] = Field(default_factory=dict)
     last_updated_time: datetime | None = None
+
+
+class Preparation(_Loose):
+    """What a job is doing before its nodes run, with numbers where the backend knows them (ours).
+
+    ``phase`` says what happens (``installing packages``, ``pulling image``, ``initializing``, ``starting
+    nodes``); ``done`` of ``total`` ``unit`` (``packages``, ``bytes``, ``layers``, ``files``, ``nodes``) counts
+    it; ``detail`` is a short free text (the package being downloaded). ``TrainJob.preparation`` holds it until
+    the nodes run; progress displays (:mod:`kubeflow_trainer.progress`) show it.
+    """
+
+    phase: str
+    done: int | None = None
+    total: int | None = None
+    unit: str = ""
+    detail: str = ""
+
+    def describe(self) -> str:
+        """One line: ``installing packages: 3/12 packages (torch)``."""
+        unit, scale = self.unit, 0.0
+        if unit == "bytes":  # 12.6/41.9 MB: decimal units, as engines and installers print sizes
+            largest = max(self.done or 0, self.total or 0)
+            unit, scale = next(
+                (u, f) for u, f in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3), ("B", 1.0)) if largest >= f or f == 1.0
+            )
+
+        def number(n: int) -> str:
+            return f"{n / scale:.1f}" if scale > 1 else str(n)
+
+        count = ""
+        if self.done is not None and self.total:
+            count = f": {number(self.done)}/{number(self.total)} {unit}".rstrip()
+        elif self.total:
+            count = f": {number(self.total)} {unit}".rstrip()
+        elif self.done is not None and self.unit in ("bytes", "layers"):  # counted, no total known (yet)
+            count = f": {number(self.done)} {unit}"
+        return f"{self.phase}{count}" + (f" ({self.detail})" if self.detail else "")
 
 
 class TrainJob(_Loose):
@@ -349,6 +429,22 @@ class TrainJob(_Loose):
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     trainer_status: TrainerStatus | None = None
+    preparation: Preparation | None = None
+    """While the job prepares (environment, image, initializers, nodes starting): what it does, with numbers."""
+
+    def __repr__(self) -> str:
+        """One short line: name, status, runtime, nodes, steps by status, backend, creation time, message."""
+        from kubeflow_trainer.display import job_repr
+
+        return job_repr(self)
+
+    __str__ = __repr__
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the job's summary, its steps and what the training code reported, as compact tables."""
+        from kubeflow_trainer.display import job_html
+
+        return job_html(self)
 
 
 class Event(_Loose):
