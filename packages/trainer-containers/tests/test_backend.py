@@ -357,6 +357,19 @@ def test_failed_initializer_is_the_root_cause(backend, engine):
     assert [s.name for s in job.steps] == ["dataset-initializer", "node-0"]
 
 
+def test_a_failed_initializer_fails_the_nodes_still_at_their_gate(backend, engine):
+    """The initializer's exit is seen first: the job reads Failed, and so does the node waiting at its gate
+    (it exits the moment it sees the failure; it never starts the trainer)."""
+    submit(backend, with_initializer())
+    engine.finish("ini-dataset-initializer", 1, "[kubeflow-trainer] error: repository org/data not found\n")
+    assert engine.container("ini-node-0").state == "running"
+    job = backend.get_job("ini")
+    assert job.status is JobStatus.FAILED
+    node = {s.name: s for s in job.steps}["node-0"]
+    assert node.status is JobStatus.FAILED
+    assert node.message == "not started because dataset-initializer failed"
+
+
 def test_trainer_status_comes_from_the_status_file(backend, engine):
     submit(backend, two_nodes())
     assert backend.get_job("job").trainer_status is None

@@ -290,6 +290,7 @@ class Supervisor:
         inits = self.state.get("initializers") or {}
         failed = next((s for s, st in inits.items() if status_of(st) == JobStatus.FAILED), None)
         if failed:
+            self._nodes_not_started(failed)
             self.stop_nodes(f"stopped because {failed} failed")
         while self.procs:
             step, code = self._reap_next()
@@ -309,15 +310,21 @@ class Supervisor:
             self.event(step, Reason.FAILED, f"{step} failed: {message}")
             if failed is None:
                 failed = step
+                # The nodes' steps say why in the same save that makes the job Failed: a reader that sees the
+                # job Failed (wait_for_job_status returns) sees them "not started", even while another
+                # initializer is still being stopped.
+                self._nodes_not_started(failed)
                 self.save(status=JobStatus.FAILED, message=f"{step} failed: {message}")
                 self.stop_nodes(f"stopped because {step} failed")
         if failed is None:
             return True
         message = self.state["initializers"][failed].get("message") or "failed"
-        for node in self.state["nodes"].values():
-            node.update(status=JobStatus.FAILED, message=f"not started because {failed} failed")
         self.finish(JobStatus.FAILED, Reason.INITIALIZER_FAILED, f"{failed} failed: {message}")
         return False
+
+    def _nodes_not_started(self, failed: str) -> None:
+        for node in self.state["nodes"].values():
+            node.update(status=JobStatus.FAILED, message=f"not started because {failed} failed")
 
     def _summary(self, step: str) -> dict[str, Any]:
         import json

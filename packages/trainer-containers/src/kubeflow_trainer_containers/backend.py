@@ -792,8 +792,13 @@ class ContainerBackend(Backend[ContainerJobRequest]):
             if _status(info) == JobStatus.FAILED and info.exit_code not in _STOPPED and first_failure is None:
                 first_failure = info
         failed_step = first_failure.labels.get(self._label("step")) if first_failure is not None else None
+        initializer_failed = first_failure is not None and not self._is_node(first_failure)
         for info in containers:
             status = _status(info)
+            if initializer_failed and self._is_node(info) and status not in (JobStatus.COMPLETE, JobStatus.FAILED):
+                # A node still waiting at its gate exits the moment it sees the initializer's failure; it never
+                # starts the trainer, so it reads as it will end (the job reads Failed now, its steps with it).
+                status = JobStatus.FAILED
             statuses.append(status)
             message = None
             if status == JobStatus.FAILED:
@@ -802,7 +807,7 @@ class ContainerBackend(Backend[ContainerJobRequest]):
                     message = self._root_cause(info) or message
                 if first_failure is not None and first_failure is not info:
                     message = f"stopped because {failed_step} failed"
-                    if info.exit_code == GATE_EXIT or info.started_at is None:
+                    if info.exit_code == GATE_EXIT or info.started_at is None or initializer_failed:
                         message = f"not started because {failed_step} failed"
                 elif info is first_failure and not self._is_node(info):
                     message = self._initializer_error(info) or message
