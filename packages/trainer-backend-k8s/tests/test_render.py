@@ -359,3 +359,15 @@ def test_a_failed_job_names_the_step_that_failed_first():
     # no message from the job: what the exit code means
     job = backend._job(obj, [pod(1, 5, "", 137)], runtimes)
     assert (job.message or "").startswith("node-1 failed: killed by SIGKILL (exit code 137)"), job.message
+    # node-0's pod deleted by the Job controller when the Job failed: the step still reads Failed, stopped
+    steps = {s.name: s for s in job.steps}
+    assert [s.name for s in job.steps] == ["node-0", "node-1"]
+    assert steps["node-0"].status == "Failed" and steps["node-0"].pod_name == ""
+    assert (steps["node-0"].message or "").startswith("stopped because node-1 failed (its pod is gone"), steps
+    # node-0's pod still being stopped (Running, deleted): Failed, stopped because node-1 failed
+    stopping = pod(0, 9, "", 0)
+    stopping.status.phase, stopping.status.container_statuses = "Running", []
+    job = backend._job(obj, [stopping, pod(1, 5, "", 1)], runtimes)
+    node0 = {s.name: s for s in job.steps}["node-0"]
+    assert node0.status == "Failed" and node0.message == "stopped because node-1 failed", node0
+    assert node0.pod_name == "j-node-0-0"

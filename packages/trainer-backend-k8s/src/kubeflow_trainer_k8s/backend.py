@@ -162,8 +162,8 @@ def termination_cause(terminated: Any) -> str:
     return "\n".join(plain).strip() or str(terminated.reason or exit_reason(terminated.exit_code))
 
 
-def failed_first(pods: dict[str, Any]) -> str | None:
-    """``<step> failed: <cause>`` for the step whose container failed first (by the time it finished), from the
+def failed_first(pods: dict[str, Any]) -> tuple[str, str] | None:
+    """The step whose container failed first (by the time it finished) and ``<step> failed: <cause>``, from the
     pods of a job by step; None when no pod is left with a failed container."""
     failed = []
     for step, pod in pods.items():
@@ -178,7 +178,34 @@ def failed_first(pods: dict[str, Any]) -> str | None:
     cause = termination_cause(terminated)
     if cause == str(terminated.reason or ""):  # nothing more than the kubelet's reason ("Error")
         cause = exit_reason(terminated.exit_code)
-    return f"{step} failed: {cause}"
+    return step, f"{step} failed: {cause}"
+
+
+def stopped_with_the_job(steps: list[Step], num_nodes: int, root: str | None) -> list[Step]:
+    """The steps of a Failed TrainJob with every node ended, as the other backends show them: a node pod the
+    Job controller is still stopping, or has already deleted (it deletes a failed Job's active pods, their
+    logs with them), reads Failed: stopped because ``root`` failed, or not started after a failed initializer
+    (the node pods were never created); with no failed pod left to name, the TrainJob's message says why."""
+    if root is None:
+        stopped, gone = (
+            "stopped: the TrainJob failed",
+            "the TrainJob failed and this node's pod is gone; see its message",
+        )
+    elif root.startswith("node-"):
+        stopped = f"stopped because {root} failed"
+        gone = f"{stopped} (its pod is gone: the Job controller deletes a failed Job's running pods)"
+    else:
+        stopped = gone = f"not started because {root} failed"
+    by_name = {s.name: s for s in steps}
+    out = [s for s in steps if not s.name.startswith("node-")]
+    for rank in range(max(num_nodes, sum(1 for s in steps if s.name.startswith("node-")))):
+        step = by_name.get(f"node-{rank}")
+        if step is None:
+            step = Step(name=f"node-{rank}", status=JobStatus.FAILED, message=gone)
+        elif step.status not in (JobStatus.COMPLETE, JobStatus.FAILED):
+            step = step.model_copy(update={"status": JobStatus.FAILED, "message": stopped})
+        out.append(step)
+    return out
 
 
 def restart_records(pod: Any) -> list[tuple[int, float]]:
@@ -524,9 +551,10 @@ class KubernetesBackend(Backend[KubernetesJobRequest]):
             if root is not None:
                 # the step that failed first, as the other backends say it; the JobSet's message names its Job
                 # (replicated job and Job index: "<job>-node-0" holds every node's pod), not a node
-                message = f"{root}" + (f" (the TrainJob's condition: {message})" if message else "")
+                message = f"{root[1]}" + (f" (the TrainJob's condition: {message})" if message else "")
             elif conditions[CONDITION_FAILED].get("reason") == FAILED_JOBS and not failed_steps:
                 message = f"{message}. {PODS_GONE}" if message else PODS_GONE
+            steps = stopped_with_the_job(steps, num_nodes, root[0] if root else None)
         elif CONDITION_COMPLETE in conditions:
             job_status = JobStatus.COMPLETE
         elif CONDITION_SUSPENDED in conditions or (spec.get("suspend") and not steps):

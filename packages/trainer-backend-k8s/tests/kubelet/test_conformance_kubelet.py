@@ -37,11 +37,6 @@ class TestKubernetesKubeletConformance(BackendConformance):
             "initializer images cannot fetch (refused before submit); a pod initializer's preparation "
             "('initializing', naming the step) is checked by test_initializers_kubelet.py"
         ),
-        "test_a_failed_node_stops_its_peers_with_no_client_running": (
-            "node-0 is stopped within seconds with no client (measured 3.4 s: the Job controller ends the pods of a "
-            "failed Job), but it deletes node-0's pod with it, so the job has no node-0 step left to read Failed "
-            "(see scripts/k8s/README.md, Findings: pods deleted at the backoff limit)"
-        ),
     }
 
     @pytest.fixture

@@ -189,7 +189,9 @@ def test_a_failing_initializer_fails_the_job_with_its_error(client: TrainerClien
             client.wait_for_job_status(name, timeout=300, polling_interval=0.5)
         steps = {s.name: s for s in client.get_job(name).steps}
         assert steps["dataset-initializer"].status == "Failed", steps
-        assert "node-0" not in steps, "the trainer ran"
+        node = steps["node-0"]  # a step of the job, with no pod: JobSet never created the node's Job
+        assert node.status == "Failed" and node.pod_name == "", ("the trainer ran", node)
+        assert node.message == "not started because dataset-initializer failed", node
         assert "dataset-initializer failed" in str(info.value), str(info.value)
         assert "no-such-bucket" in "\n".join(client.get_job_logs(name, step="dataset-initializer"))
     finally:

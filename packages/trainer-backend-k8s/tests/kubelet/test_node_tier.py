@@ -191,7 +191,9 @@ def test_pods_deleted_at_the_backoff_limit_are_explained(
         client.wait_for_job_status(job, timeout=180, polling_interval=0.5)
     assert "No failed pod is left to show the error" in str(info.value), str(info.value)
     assert "restartPolicy: Never" in str(info.value)
-    assert info.value.job.steps == []
+    steps = info.value.job.steps  # no pod left; the nodes still read as the Failed job's steps
+    assert [(s.name, s.status, s.pod_name) for s in steps] == [("node-0", FAILED, ""), ("node-1", FAILED, "")], steps
+    assert all("pod is gone" in (s.message or "") for s in steps), steps
     client.delete_job(job)
 
 
