@@ -78,3 +78,78 @@ def test_the_rank_that_failed_first_is_named(client):
     node1 = next(s for s in client.get_job(name).steps if s.name == "node-1")
     assert (node1.message or "").startswith("rank 3: KeyError")
     client.delete_job(name)
+
+
+def test_a_failed_initializer_fails_the_job_and_its_nodes_in_one_write(local_config, monkeypatch):
+    """The supervisor's own logic, in this process on a real job record: the dataset initializer exits 1
+    while the model initializer ignores SIGTERM (stopping it takes the 2 s grace period). Every state the
+    job's readers can see that says Failed already says why its nodes never ran (CI once read node-0
+    Created, no message, under a Failed job)."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from kubeflow_trainer import Initializer, Name, UrlDatasetInitializer, UrlModelInitializer
+    from kubeflow_trainer_local.backend import LocalProcessBackend
+    from kubeflow_trainer_local.launch import PopenHandle
+    from kubeflow_trainer_local.supervisor import Supervisor
+
+    # The job record as train() writes it, with no supervisor started (this test is its supervisor).
+    monkeypatch.setattr(LocalProcessBackend, "_fork_supervisor", lambda self, *args: os.getpid())
+    client = TrainerClient(local_config)
+    closed = "http://127.0.0.1:9"
+    name = client.train(
+        trainer=CustomTrainer(func=jobs.echo_arg, func_args={"text": "x"}),
+        initializer=Initializer(
+            dataset=UrlDatasetInitializer(storage_uri=f"{closed}/d.csv"),
+            model=UrlModelInitializer(storage_uri=f"{closed}/m.bin"),
+        ),
+        options=[Name("one-write")],
+    )
+    supervisor = Supervisor(local_config.state_dir, name)
+    supervisor.grace = 2.0
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True); time.sleep(60)"
+    )
+    model = subprocess.Popen([sys.executable, "-c", stubborn], stdout=subprocess.PIPE, start_new_session=True)
+    assert model.stdout is not None and model.stdout.readline()  # its SIGTERM handler is in place
+    dataset = subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"], start_new_session=True)
+    for step, proc in (("dataset-initializer", dataset), ("model-initializer", model)):
+        supervisor.procs[proc.pid] = (step, PopenHandle(proc))
+    seen: list[dict] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        path = os.path.join(supervisor.record.dir, "state.json")
+        while not done.is_set():
+            try:
+                with open(path) as fh:
+                    state = json.load(fh)
+            except (OSError, ValueError):
+                continue
+            if state.get("status") == "Failed":
+                seen.append(state)
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        started = time.monotonic()
+        assert supervisor.wait_initializers() is False
+        assert time.monotonic() - started >= 1.5, "the model initializer was stopped at once: no window to see"
+    finally:
+        done.set()
+        watcher.join()
+        for proc in (model, dataset):
+            proc.kill()
+            proc.wait()
+        # not delete_job: it would stop the job's recorded supervisor, which is this process
+        shutil.rmtree(supervisor.record.dir)
+    assert len(seen) > 10, "the job read Failed only at the end"
+    for state in seen:
+        nodes = state["nodes"]
+        assert all(n["status"] == "Failed" for n in nodes.values()), nodes
+        assert all(n["message"] == "not started because dataset-initializer failed" for n in nodes.values()), nodes
